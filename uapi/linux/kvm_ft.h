@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * kvm_ft — fault-tolerant KVM virtual machines: the user-space interface.
+ *
+ * This header is the specification shared by kvm_ft.ko, ftd, ftctl, the VMM
+ * and the tests. Numbers defined here never change once released; new
+ * operations, record types and attributes are added, never renumbered.
+ * All multi-byte fields are little-endian (x86-64 only), sizes are explicit
+ * and every structure is padded to a multiple of 8 bytes.
+ *
+ * OBJECTS
+ *
+ *   /dev/kvm_ft        misc device; opening it needs no privilege, every
+ *                      operation on it that changes state needs CAP_SYS_ADMIN.
+ *   ft fd              one per attached KVM VM, returned by KVM_FT_ATTACH.
+ *                      Closing the last reference to it detaches the VM.
+ *                      It is the handle for the VM's log ring (mmap, poll).
+ *
+ * OPERATIONS ON /dev/kvm_ft
+ *
+ *   KVM_FT_GET_API_VERSION (no argument)
+ *       Returns KVM_FT_API_VERSION. Never fails.
+ *
+ *   KVM_FT_ATTACH (struct kvm_ft_attach *, in)
+ *       Attach a KVM VM, given by an fd of that VM (the fd KVM_CREATE_VM
+ *       returned), in the given mode. Returns a new ft fd (O_CLOEXEC).
+ *       The module holds a reference on the VM until the ft fd is closed.
+ *       The VM must have exactly one vCPU, created before the attach; a vCPU
+ *       created later stops the VM (see KVM_FT_ERR_*). The guest's CPUID must
+ *       hide the instructions the module cannot make deterministic on this
+ *       host (RDRAND, RDSEED, RDTSCP, RDPID) and KVM's paravirtual features
+ *       that let the host write guest memory behind the log (kvmclock,
+ *       steal time, async page faults, PV EOI), unless
+ *       KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID is given.
+ *       Errors:
+ *         EPERM       caller lacks CAP_SYS_ADMIN
+ *         EFAULT      bad pointer
+ *         EOPNOTSUPP  unknown bit in flags, unknown mode, or a non-zero
+ *                     reserved field (future extensions)
+ *         EBADF       vm_fd is not an open fd
+ *         EINVAL      vm_fd is not a KVM VM fd; ring_order out of range;
+ *                     the VM does not have exactly one vCPU
+ *         EBUSY       the VM is attached already (through any ft fd)
+ *         ENODEV      the KVM vendor module this build supports is not
+ *                     loaded, or a runtime layout check of KVM failed
+ *         EMEDIUMTYPE the guest's CPUID exposes a feature listed above
+ *         ENOMEM
+ *
+ * OPERATIONS ON AN ft fd
+ *
+ *   mmap
+ *       Two mappings, both MAP_SHARED, at these offsets and of exactly these
+ *       lengths (see struct kvm_ft_info):
+ *         KVM_FT_MMAP_CONSUMER_OFF, length page_size: struct
+ *             kvm_ft_ring_consumer, the only page user space may write.
+ *         KVM_FT_MMAP_PRODUCER_OFF, length page_size + data_size: struct
+ *             kvm_ft_ring_producer followed by the data area; read-only
+ *             (PROT_WRITE, or a later mprotect to it, fails with EPERM).
+ *       Errors: EINVAL wrong offset or length, or not MAP_SHARED;
+ *               EPERM  writable mapping of the producer part.
+ *
+ *   poll / epoll
+ *       POLLIN   unread records exist (producer != consumer).
+ *       POLLOUT  never (user space does not write the log ring).
+ *       POLLERR  the ring is in error (producer->error != 0): read the error,
+ *                the records before the error remain valid.
+ *       POLLHUP  the VM was detached (KVM_FT_DETACH) or destroyed.
+ *       Wake-ups are batched: a sleeping reader is woken when unread bytes
+ *       reach consumer->wakeup_bytes (clamped to [8, data_size / 2]; 0 means
+ *       data_size / 4), when an output record is appended (the output rule
+ *       needs it promptly), when the vCPU stops to wait for ring space, when
+ *       it halts or leaves KVM_RUN, and at least every few milliseconds while
+ *       unread records exist and the vCPU exits.
+ *
+ *   KVM_FT_GET_INFO (struct kvm_ft_info *, out)
+ *       Ring geometry, mode and identity of the attached VM.
+ *       Errors: EFAULT.
+ *
+ *   KVM_FT_GET_STATS (struct kvm_ft_stats *, out)
+ *       Counters of this attachment. Errors: EFAULT.
+ *
+ *   KVM_FT_SET_MODE (__u32 mode by value)
+ *       Switch modes. RECORD -> LIVE stops logging (go-live after the backup
+ *       was lost, or an unprotected VM). Other transitions are added by the
+ *       replay work and fail until then.
+ *       Errors: EPERM (no CAP_SYS_ADMIN), EOPNOTSUPP (unknown mode),
+ *               EINVAL (transition not allowed), ENODEV (detached).
+ *
+ *   KVM_FT_DETACH (no argument)
+ *       Stop recording now; the ring stays mapped and readable so the
+ *       reader can drain it; poll reports POLLHUP. The VM is released when
+ *       the ft fd is closed. Any intercept the module set is removed before
+ *       the vCPU next enters the guest. Idempotent.
+ *       Errors: EPERM (no CAP_SYS_ADMIN).
+ *
+ *   Any other ioctl: ENOTTY.
+ *
+ * THE LOG RING
+ *
+ *   Single producer (the kernel, on behalf of the VM's vCPU), single consumer
+ *   (one user-space reader). Positions are free-running 64-bit byte counts;
+ *   the offset in the data area is pos & (data_size - 1). data_size is a
+ *   power of two. Records are 8-byte aligned and never wrap: when a record
+ *   does not fit before the end of the data area the producer writes a
+ *   KVM_FT_REC_PAD record that covers the rest of the area (a pad can be as
+ *   short as 8 bytes: only len and type are valid in it) and continues at
+ *   offset 0.
+ *
+ *   Reader protocol:
+ *       p = load_acquire(&producer->producer);  (pairs with the kernel's
+ *                                                 store_release)
+ *       while (c != p) { read the record at c; c += rec->len; }
+ *       store_release(&consumer->consumer, c);   (pairs with the kernel's
+ *                                                 load_acquire before it
+ *                                                 reuses the space)
+ *
+ *   The kernel trusts nothing it reads from the consumer page: a consumer
+ *   position that is unaligned, behind the last valid one, or ahead of the
+ *   producer is ignored, counted, and sets producer->error to
+ *   KVM_FT_ERR_BAD_CONSUMER; the ring then stays in error (POLLERR) and no
+ *   further space is released, so the vCPU stops instead of overwriting
+ *   unread records.
+ *
+ *   No record is ever dropped. When the free space falls below what one
+ *   guest exit can produce (KVM_FT_RING_RESERVE), the vCPU waits before its
+ *   next guest entry until the reader has released at least a quarter of
+ *   the data area (counted in kvm_ft_stats.ring_waits / ring_wait_ns and
+ *   visible in producer->flags KVM_FT_RING_F_WAITING). A fatal signal ends
+ *   the wait; if a record still cannot be written the VM is stopped (KVM_RUN
+ *   fails with EIO) and producer->error is KVM_FT_ERR_OVERRUN — a record is
+ *   never lost silently.
+ *
+ * RECORDS
+ *
+ *   Every record starts with struct kvm_ft_rec. seq numbers all records but
+ *   pads, gaplessly, from 1. A *synchronous* record comes from an exit the
+ *   guest's own instruction caused (PIO, MMIO, RDTSC, CPUID, RDMSR, HLT);
+ *   landmark is the 1-based ordinal of the synchronous record among all
+ *   synchronous records of the attachment, so the n-th synchronous record
+ *   has landmark n on any host that executes the same instruction stream.
+ *   An *asynchronous* record (an interrupt) carries the landmark of the
+ *   last synchronous record before it (0 if none) and the guest RIP at
+ *   which it was delivered.
+ *
+ * GENERIC NETLINK
+ *
+ *   Family KVM_FT_GENL_NAME, version KVM_FT_GENL_VERSION, multicast group
+ *   KVM_FT_GENL_MCGRP_EVENTS. KVM_FT_CMD_GET_VM dumps one message per
+ *   attached VM with the KVM_FT_A_VM_* attributes (no privilege needed).
+ *   Events (KVM_FT_CMD_EVENT) carry KVM_FT_A_EVENT_* and a per-module
+ *   sequence number so a listener can tell that it missed some.
+ */
+#ifndef _UAPI_LINUX_KVM_FT_H
+#define _UAPI_LINUX_KVM_FT_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define KVM_FT_API_VERSION	1
+#define KVM_FT_DEVICE_NAME	"kvm_ft"	/* /dev/kvm_ft */
+
+#define KVM_FT_IOC_MAGIC	0xF7	/* unassigned in ioctl-number.rst */
+
+/* ---- /dev/kvm_ft ---- */
+
+enum kvm_ft_mode {
+	KVM_FT_MODE_RECORD	= 1,	/* primary: log every nondeterministic input */
+	KVM_FT_MODE_REPLAY	= 2,	/* backup: inputs come from the replay ring */
+	KVM_FT_MODE_LIVE	= 3,	/* no logging (unprotected or promoted) */
+};
+
+/* Accept a guest CPUID that exposes nondeterministic features (tests only). */
+#define KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID	(1U << 0)
+#define KVM_FT_ATTACH_F_ALL			(KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
+
+#define KVM_FT_RING_ORDER_MIN		16	/* 64 KiB data area */
+#define KVM_FT_RING_ORDER_MAX		26	/* 64 MiB */
+#define KVM_FT_RING_ORDER_DEFAULT	20	/* 1 MiB, used when ring_order is 0 */
+
+struct kvm_ft_attach {
+	__s32 vm_fd;		/* fd of the KVM VM */
+	__u32 mode;		/* enum kvm_ft_mode: RECORD for now */
+	__u32 flags;		/* KVM_FT_ATTACH_F_* */
+	__u32 ring_order;	/* log2(data_size); 0 = default */
+	__u64 reserved[4];	/* must be zero */
+};
+
+#define KVM_FT_GET_API_VERSION	_IO(KVM_FT_IOC_MAGIC, 0x00)
+#define KVM_FT_ATTACH		_IOW(KVM_FT_IOC_MAGIC, 0x01, struct kvm_ft_attach)
+
+/* ---- ft fd ---- */
+
+#define KVM_FT_MMAP_CONSUMER_OFF	0x0ULL
+#define KVM_FT_MMAP_PRODUCER_OFF	0x100000ULL	/* 1 MiB: leaves room for more pages */
+
+/*
+ * Bytes of free space the producer keeps in reserve: the most that one guest
+ * exit can append (a string PIO of one page plus a few fixed records).
+ */
+#define KVM_FT_RING_RESERVE		(2 * 4096 + 512)
+
+struct kvm_ft_info {
+	__u32 api_version;
+	__u32 mode;		/* enum kvm_ft_mode */
+	__u32 page_size;	/* length of the consumer mapping */
+	__u32 ring_order;
+	__u64 data_size;	/* 1 << ring_order */
+	__u64 consumer_off;	/* KVM_FT_MMAP_CONSUMER_OFF */
+	__u64 producer_off;	/* KVM_FT_MMAP_PRODUCER_OFF */
+	__u64 producer_len;	/* page_size + data_size */
+	__u32 vm_id;		/* module-wide id of this attachment, from 1 */
+	__u32 vendor;		/* KVM_FT_VENDOR_* */
+	__s32 vm_pid;		/* pid that created the VM */
+	__u32 flags;		/* KVM_FT_INFO_F_* */
+	__u64 reserved[4];
+};
+
+#define KVM_FT_VENDOR_SVM		1
+#define KVM_FT_VENDOR_VMX		2
+
+#define KVM_FT_INFO_F_DETACHED		(1U << 0)
+#define KVM_FT_INFO_F_UNSAFE_CPUID	(1U << 1)	/* attached with ALLOW_UNSAFE_CPUID */
+
+struct kvm_ft_stats {
+	__u64 records;		/* records appended (pads excluded) */
+	__u64 bytes;		/* bytes appended, pads included */
+	__u64 sync_records;	/* = the last landmark */
+	__u64 exits;		/* every guest exit of the vCPU, deterministic or not */
+	__u64 ring_waits;	/* times the vCPU waited for ring space */
+	__u64 ring_wait_ns;	/* total time it waited */
+	__u64 wakeups;		/* reader wake-ups issued */
+	__u64 bad_consumer;	/* invalid consumer positions seen */
+	__u64 rec_count[16];	/* records by type (index = KVM_FT_REC_*) */
+	__u64 reserved[8];
+};
+
+#define KVM_FT_GET_INFO		_IOR(KVM_FT_IOC_MAGIC, 0x10, struct kvm_ft_info)
+#define KVM_FT_GET_STATS	_IOR(KVM_FT_IOC_MAGIC, 0x11, struct kvm_ft_stats)
+#define KVM_FT_SET_MODE		_IO(KVM_FT_IOC_MAGIC, 0x12)
+#define KVM_FT_DETACH		_IO(KVM_FT_IOC_MAGIC, 0x13)
+
+/* ---- ring control pages ---- */
+
+#define KVM_FT_RING_MAGIC	0x474e4952544676ULL	/* "vFTRING" */
+
+/* Written by the reader only. Page-sized mapping at KVM_FT_MMAP_CONSUMER_OFF. */
+struct kvm_ft_ring_consumer {
+	__u64 consumer;		/* byte position up to which records were consumed */
+	__u64 acked_seq;	/* highest seq the backup has acknowledged (ftd) */
+	__u32 wakeup_bytes;	/* wake a sleeping reader at this much unread data */
+	__u32 reserved0;
+	__u64 reserved[5];
+};
+
+/* Written by the kernel only. First page of the mapping at KVM_FT_MMAP_PRODUCER_OFF. */
+struct kvm_ft_ring_producer {
+	__u64 magic;		/* KVM_FT_RING_MAGIC */
+	__u32 api_version;
+	__u32 ring_order;
+	__u64 data_size;
+	__u64 producer;		/* byte position of the end of the last record */
+	__u64 next_seq;		/* seq of the next record to be appended */
+	__u64 landmark;		/* landmark of the last synchronous record */
+	__u32 flags;		/* KVM_FT_RING_F_* */
+	__u32 error;		/* KVM_FT_ERR_*; 0 = none; sticky */
+	__u64 ring_waits;	/* same as kvm_ft_stats.ring_waits */
+	__u64 reserved[8];
+};
+
+#define KVM_FT_RING_F_WAITING	(1U << 0)	/* the vCPU waits for ring space */
+#define KVM_FT_RING_F_DETACHED	(1U << 1)	/* no more records will come */
+
+enum kvm_ft_error {
+	KVM_FT_ERR_NONE		= 0,
+	KVM_FT_ERR_BAD_CONSUMER	= 1,	/* the reader wrote an invalid position */
+	KVM_FT_ERR_OVERRUN	= 2,	/* a record did not fit: VM stopped */
+	KVM_FT_ERR_MULTI_VCPU	= 3,	/* a second vCPU ran: VM stopped */
+	KVM_FT_ERR_UNSUPPORTED	= 4,	/* an input the module cannot log: VM stopped */
+};
+
+/* ---- records ---- */
+
+enum kvm_ft_rec_type {
+	KVM_FT_REC_PAD		= 0,	/* skip to the end of the data area */
+	KVM_FT_REC_PIO_IN	= 1,	/* sync: struct kvm_ft_rec_pio + data */
+	KVM_FT_REC_PIO_OUT	= 2,	/* sync, output: struct kvm_ft_rec_pio + data */
+	KVM_FT_REC_MMIO_READ	= 3,	/* sync: struct kvm_ft_rec_mmio */
+	KVM_FT_REC_MMIO_WRITE	= 4,	/* sync, output: struct kvm_ft_rec_mmio */
+	KVM_FT_REC_RDTSC	= 5,	/* sync: struct kvm_ft_rec_tsc */
+	KVM_FT_REC_CPUID	= 6,	/* sync: struct kvm_ft_rec_cpuid */
+	KVM_FT_REC_RDMSR	= 7,	/* sync: struct kvm_ft_rec_msr */
+	KVM_FT_REC_HLT		= 8,	/* sync: struct kvm_ft_rec_hlt */
+	KVM_FT_REC_INTR		= 9,	/* async: struct kvm_ft_rec_intr */
+	KVM_FT_REC_RDRAND	= 10,	/* sync: struct kvm_ft_rec_rand (VMX hosts) */
+	KVM_FT_REC_TYPE_MAX	= 15,	/* kvm_ft_stats.rec_count has 16 slots */
+};
+
+#define KVM_FT_RF_OUTPUT	(1U << 0)	/* the record is a guest output */
+#define KVM_FT_RF_ASYNC		(1U << 1)	/* asynchronous: landmark = last sync */
+
+struct kvm_ft_rec {
+	__u32 len;		/* bytes including this header; multiple of 8 */
+	__u16 type;		/* enum kvm_ft_rec_type */
+	__u16 flags;		/* KVM_FT_RF_* */
+	__u64 seq;		/* gapless from 1; 0 in a pad */
+	__u64 landmark;
+};
+
+/*
+ * PIO_IN / PIO_OUT: the bytes the guest received / sent, size * count of
+ * them (count > 1 for string instructions), zero-padded to 8 bytes.
+ */
+struct kvm_ft_rec_pio {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u16 port;
+	__u8 size;		/* 1, 2 or 4 */
+	__u8 reserved;
+	__u32 count;
+	__u8 data[];
+};
+
+/* MMIO_READ / MMIO_WRITE: one access of at most 8 bytes. */
+struct kvm_ft_rec_mmio {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u64 gpa;
+	__u32 len;		/* 1..8 */
+	__u32 reserved;
+	__u8 data[8];		/* len bytes valid, rest zero */
+};
+
+/* RDTSC (and RDTSCP where it can be intercepted): the value the guest got. */
+struct kvm_ft_rec_tsc {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u64 tsc;
+	__u32 aux;		/* TSC_AUX for RDTSCP, else 0 */
+	__u32 insn;		/* KVM_FT_INSN_* */
+};
+
+#define KVM_FT_INSN_RDTSC	1
+#define KVM_FT_INSN_RDTSCP	2
+#define KVM_FT_INSN_RDRAND	3
+#define KVM_FT_INSN_RDSEED	4
+
+/* CPUID: the leaf asked for and the registers the guest got. */
+struct kvm_ft_rec_cpuid {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u32 function;
+	__u32 index;
+	__u32 eax, ebx, ecx, edx;
+};
+
+/* RDMSR: the value the guest got (successful reads only; a #GP is deterministic). */
+struct kvm_ft_rec_msr {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u32 msr;
+	__u32 reserved;
+	__u64 value;
+};
+
+/* HLT: the guest halted; what wakes it is the next asynchronous record. */
+struct kvm_ft_rec_hlt {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+};
+
+/* INTR: an external interrupt delivered to the guest (not re-injections). */
+struct kvm_ft_rec_intr {
+	struct kvm_ft_rec hdr;
+	__u64 rip;		/* guest RIP at delivery */
+	__u32 vector;
+	__u32 reserved;
+};
+
+/* RDRAND / RDSEED: the value the guest got (only where they can exit: VMX). */
+struct kvm_ft_rec_rand {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u64 value;
+	__u32 insn;		/* KVM_FT_INSN_RDRAND / RDSEED */
+	__u32 reserved;
+};
+
+/* ---- generic netlink ---- */
+
+#define KVM_FT_GENL_NAME		"kvm_ft"
+#define KVM_FT_GENL_VERSION		1
+#define KVM_FT_GENL_MCGRP_EVENTS	"events"
+
+enum kvm_ft_genl_cmd {
+	KVM_FT_CMD_UNSPEC,
+	KVM_FT_CMD_GET_VM,	/* dump: one message per attached VM */
+	KVM_FT_CMD_EVENT,	/* multicast notification */
+	__KVM_FT_CMD_MAX,
+};
+#define KVM_FT_CMD_MAX (__KVM_FT_CMD_MAX - 1)
+
+enum kvm_ft_genl_attr {
+	KVM_FT_A_UNSPEC,
+	KVM_FT_A_VM_ID,			/* u32 */
+	KVM_FT_A_VM_PID,		/* u32 */
+	KVM_FT_A_VM_MODE,		/* u32, enum kvm_ft_mode */
+	KVM_FT_A_VM_NEXT_SEQ,		/* u64 */
+	KVM_FT_A_VM_LANDMARK,		/* u64 */
+	KVM_FT_A_VM_PRODUCER,		/* u64 */
+	KVM_FT_A_VM_CONSUMER,		/* u64 */
+	KVM_FT_A_VM_ACKED_SEQ,		/* u64 */
+	KVM_FT_A_VM_DATA_SIZE,		/* u64 */
+	KVM_FT_A_VM_RING_WAITS,		/* u64 */
+	KVM_FT_A_VM_ERROR,		/* u32, enum kvm_ft_error */
+	KVM_FT_A_VM_FLAGS,		/* u32, KVM_FT_RING_F_* */
+	KVM_FT_A_EVENT_SEQ,		/* u64, per-module event counter */
+	KVM_FT_A_EVENT_TYPE,		/* u32, enum kvm_ft_event */
+	KVM_FT_A_PAD,
+	__KVM_FT_A_MAX,
+};
+#define KVM_FT_A_MAX (__KVM_FT_A_MAX - 1)
+
+enum kvm_ft_event {
+	KVM_FT_EV_ATTACH	= 1,
+	KVM_FT_EV_DETACH	= 2,
+	KVM_FT_EV_MODE		= 3,
+	KVM_FT_EV_ERROR		= 4,
+};
+
+#endif /* _UAPI_LINUX_KVM_FT_H */
