@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The logging channel between two ftd: one authenticated, encrypted TCP
+ * session (frame.h, crypto.h) carrying log records primary -> backup, acks
+ * backup -> primary, and heartbeats both ways.
+ *
+ * Sender (primary): dials the peer, reconnecting with exponential backoff
+ * (with jitter). Reads records from the log ring without copying them out:
+ * a LOG frame is a run of records contiguous in the mapped data area, sealed
+ * straight from the ring into the socket buffer, so each record byte is
+ * copied once by the AEAD (ring -> frame buffer) and once by the kernel
+ * (frame buffer -> socket). Ring space is released only when the backup acks,
+ * so the ring itself is the retransmission buffer: after a reconnect the
+ * sender resumes after the backup's acked seq and nothing acked is ever
+ * needed again. At most max_unacked_records / max_unacked_bytes are in flight;
+ * when the window is full the sender stops reading the ring (and the vCPU
+ * eventually waits for ring space): memory never grows.
+ *
+ * Receiver (backup): listens, authenticates, checks every frame (CRC,
+ * counter, AEAD tag, epoch, then every record), skips records it already
+ * holds (retransmissions), appends new ones to the replay ring and acks the
+ * highest contiguous seq stored. When the replay ring is full it stops
+ * reading the socket, which pushes back through TCP to the sender's window.
+ *
+ * A bad frame gets one log line (FT_PEER, FT_EPOCH, ERRNO, FT_REASON) and
+ * ends the session; nothing it carried is stored or acked, and nothing
+ * accepted before it is lost.
+ */
+#ifndef FTD_CHANNEL_H
+#define FTD_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+#include "crypto.h"
+#include "ring.h"
+
+enum ft_chan_state {
+	FT_CHAN_DOWN = 0,	/* no session; the sender waits to redial */
+	FT_CHAN_CONNECTING,	/* TCP connect or handshake under way */
+	FT_CHAN_UP,		/* authenticated session, epochs equal */
+};
+
+struct ft_chan_cfg {
+	uint32_t node_id;
+	uint64_t epoch;
+	uint8_t psk[FT_PSK_LEN];
+	bool sender;
+	/* sender: where to dial */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	/* receiver: a bound, listening socket (the channel takes it) */
+	int listen_fd;
+	struct ft_ring *ring;		/* sender: log ring; receiver: replay ring */
+	uint32_t max_unacked_records;	/* default 65536 */
+	uint64_t max_unacked_bytes;	/* default 4 MiB */
+	uint32_t max_frame;		/* default 256 KiB, at most FT_FRAME_MAX */
+	uint64_t heartbeat_us;		/* default 100 ms */
+	uint64_t handshake_timeout_us;	/* default 2 s */
+	uint64_t backoff_min_us, backoff_max_us;	/* defaults 50 ms, 2 s */
+	uint64_t ring_poll_us;		/* check the ring for new records; default 1 ms */
+	uint32_t role;			/* carried in heartbeats */
+};
+
+struct ft_chan_stats {
+	enum ft_chan_state state;
+	char peer[64];
+	uint64_t epoch;
+	uint64_t head_seq;		/* sender: last seq read; receiver: last stored */
+	uint64_t sent_seq;		/* sender: last seq sent in this session */
+	uint64_t acked_seq;		/* highest seq acked (sender) / sent in acks (receiver) */
+	uint64_t unacked_records, unacked_bytes;
+	uint64_t lag_us;		/* age of the oldest unacked frame */
+	uint64_t records, record_bytes;	/* records sent (sender) / stored (receiver) */
+	uint64_t duplicates;		/* retransmitted records skipped by the receiver */
+	uint64_t tx_bytes, rx_bytes, tx_frames, rx_frames;
+	uint64_t sessions, rejects, window_full, ring_full;
+	char last_reject[32];
+	uint64_t last_rx_us;		/* CLOCK_MONOTONIC of the last authenticated frame */
+	uint64_t ack_rtt_us;		/* last frame-send -> covering-ack time */
+	uint64_t hb_rtt_us;		/* last heartbeat round trip */
+	uint32_t peer_role;
+	uint64_t peer_epoch_seen;	/* epoch an authenticated peer offered, if different */
+};
+
+struct ft_chan_ops {
+	/* the session came up or went down */
+	void (*state)(void *ctx, enum ft_chan_state st);
+	/* an authenticated peer offered another epoch (the session was refused) */
+	void (*epoch_mismatch)(void *ctx, uint64_t peer_epoch);
+};
+
+struct ft_chan;
+
+int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
+		const struct ft_chan_ops *ops, void *ctx, struct ft_chan **out);
+void ft_chan_free(struct ft_chan *c);
+void ft_chan_get_stats(const struct ft_chan *c, struct ft_chan_stats *st);
+/* New records may be in the ring (sender), or space freed (receiver). */
+void ft_chan_kick(struct ft_chan *c);
+/* Change the epoch: the current session ends, new ones must carry it. */
+void ft_chan_set_epoch(struct ft_chan *c, uint64_t epoch);
+void ft_chan_set_role(struct ft_chan *c, uint32_t role);
+/* Stop or resume acking (promotion step 2: stop acking while arbitrating). */
+void ft_chan_set_ack(struct ft_chan *c, bool on);
+const char *ft_chan_state_name(enum ft_chan_state st);
+
+uint64_t ft_now_us(void);
+
+#endif

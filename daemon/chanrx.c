@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The logging channel's receive path: frame checks in order CRC32C, frame
+ * counter, AEAD tag, epoch, then content; a refused frame ends the session
+ * and stores nothing.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include "channel_int.h"
+#include "log.h"
+
+/* ---- receiving ---- */
+
+/* Receiver: store the records of the LOG frame at rstart from stall_off on. */
+static int store_log(struct conn *k)
+{
+	struct ft_chan *c = k->c;
+	const uint8_t *f = k->rbuf + k->rstart;
+	const struct ft_frame_hdr *h = (const void *)f;
+	size_t end = h->len - FT_FRAME_TAG;
+
+	while (k->stall_off < end) {
+		const struct kvm_ft_rec *rec = (const void *)(f + k->stall_off);
+		int ret;
+
+		if (rec->seq <= c->stored_seq) {
+			c->st.duplicates++;
+		} else {
+			ret = ft_ring_append(c->cfg.ring, rec, rec->len);
+			if (ret == -EAGAIN) {
+				if (!k->stalled)
+					c->st.ring_full++;
+				k->stalled = true;
+				return 1;
+			}
+			if (ret)
+				return chan_reject(k, "replay-ring", -ret, h->epoch,
+					      "replay ring refused record %llu: %s",
+					      (unsigned long long)rec->seq,
+					      c->cfg.ring->why ? c->cfg.ring->why : strerror(-ret));
+			c->stored_seq = rec->seq;
+			c->st.records++;
+			c->st.record_bytes += rec->len;
+			c->ack_pending = true;
+		}
+		k->stall_off += rec->len;
+	}
+	k->stalled = false;
+	return 0;
+}
+
+static int on_log(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p, size_t plen)
+{
+	struct ft_chan *c = k->c;
+	uint64_t seq = h->first_seq;
+	size_t off = 0;
+	const char *why = NULL;
+
+	if (c->cfg.sender)
+		return chan_reject(k, "unexpected-frame", EPROTO, h->epoch, "LOG frame sent to the primary");
+	if (!h->count || !seq)
+		return chan_reject(k, "bad-record", EBADMSG, h->epoch, "LOG frame without records");
+	/* Check everything first: a refused frame stores nothing. */
+	for (uint32_t i = 0; i < h->count; i++, seq++) {
+		int ret = ft_rec_check(p + off, plen - off, seq, &why);
+
+		if (ret < 0)
+			return chan_reject(k, "bad-record", EBADMSG, h->epoch, "record %llu: %s",
+				      (unsigned long long)seq, why);
+		off += (size_t)ret;
+	}
+	if (off != plen)
+		return chan_reject(k, "bad-record", EBADMSG, h->epoch, "%zu bytes after the last record",
+			      plen - off);
+	if (h->first_seq > c->stored_seq + 1)
+		return chan_reject(k, "sequence-gap", EBADMSG, h->epoch,
+			      "records from %llu, expected %llu",
+			      (unsigned long long)h->first_seq, (unsigned long long)c->stored_seq + 1);
+	k->stall_off = sizeof(*h);
+	return store_log(k);
+}
+
+static int on_ack(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p, size_t plen)
+{
+	struct ft_chan *c = k->c;
+	struct ft_ring *r = c->cfg.ring;
+	struct ft_ack a;
+	uint64_t now = ft_now_us();
+	int ret;
+
+	if (!c->cfg.sender || plen != sizeof(a))
+		return chan_reject(k, "unexpected-frame", EPROTO, h->epoch, "malformed ACK frame");
+	memcpy(&a, p, sizeof(a));
+	if (a.acked_seq != h->first_seq)
+		return chan_reject(k, "bad-ack", EPROTO, h->epoch, "ACK fields disagree");
+	if (a.acked_seq > c->hw.seq - 1)
+		return chan_reject(k, "ack-beyond-sent", EPROTO, h->epoch, "ACK of %llu, only %llu sent",
+			      (unsigned long long)a.acked_seq, (unsigned long long)c->hw.seq - 1);
+	if (a.acked_seq < r->tail.seq - 1)
+		return chan_reject(k, c->synced ? "ack-regress" : "peer-lost-records", EPROTO, h->epoch,
+			      "peer acks %llu but had acked %llu: it lost records (re-protection needed)",
+			      (unsigned long long)a.acked_seq, (unsigned long long)r->tail.seq - 1);
+	ret = ft_ring_release(r, a.acked_seq, &c->hw);
+	if (ret)
+		return chan_reject(k, "bad-ring", -ret, h->epoch, "cannot release the ring to %llu: %s",
+			      (unsigned long long)a.acked_seq, r->why ? r->why : strerror(-ret));
+	c->st.acked_seq = a.acked_seq;
+	while (c->itail != c->ihead && c->infl[c->itail % INFLIGHT].last_seq <= a.acked_seq) {
+		c->st.ack_rtt_us = now - c->infl[c->itail % INFLIGHT].t_us;
+		c->itail++;
+	}
+	if (!c->synced) {
+		/* First ACK of the session: resend everything after it. */
+		c->synced = true;
+		c->sent = r->tail;
+		c->itail = c->ihead;
+		chan_set_state(c, FT_CHAN_UP);
+	}
+	return 0;
+}
+
+static int on_frame(struct conn *k, uint8_t *f)
+{
+	struct ft_chan *c = k->c;
+	struct ft_frame_hdr h;
+	size_t plen;
+
+	memcpy(&h, f, sizeof(h));
+	if (ft_frame_crc(f, h.len) != h.crc32c)
+		return chan_reject(k, "crc-mismatch", EBADMSG, h.epoch, "%s frame %llu fails its CRC32C",
+			      ft_frame_type_name(h.type), (unsigned long long)h.counter);
+	if (!k->session) {
+		if (h.type >= FT_F_LOG)
+			return chan_reject(k, "unexpected-frame", EPROTO, h.epoch,
+				      "%s frame before authentication", ft_frame_type_name(h.type));
+		return chan_handshake(k, &h, f + sizeof(h), h.len - sizeof(h));
+	}
+	if (h.type < FT_F_LOG)
+		return chan_reject(k, "unexpected-frame", EPROTO, h.epoch, "%s frame in a session",
+			      ft_frame_type_name(h.type));
+	if (h.counter != k->rxctr + 1)
+		return chan_reject(k, h.counter <= k->rxctr ? "replayed-frame" : "frame-gap", EBADMSG, h.epoch,
+			      "%s frame number %llu, expected %llu", ft_frame_type_name(h.type),
+			      (unsigned long long)h.counter, (unsigned long long)k->rxctr + 1);
+	if (ft_open(k->rxkey, f))
+		return chan_reject(k, "auth-failed", EBADMSG, h.epoch,
+			      "%s frame %llu fails authentication", ft_frame_type_name(h.type),
+			      (unsigned long long)h.counter);
+	k->rxctr++;
+	if (h.epoch != c->cfg.epoch)
+		return chan_reject(k, h.epoch < c->cfg.epoch ? "stale-epoch" : "future-epoch", ESTALE, h.epoch,
+			      "%s frame of epoch %llu in a session of epoch %llu",
+			      ft_frame_type_name(h.type), (unsigned long long)h.epoch,
+			      (unsigned long long)c->cfg.epoch);
+	c->st.rx_frames++;
+	c->st.last_rx_us = ft_now_us();
+	plen = h.len - sizeof(h) - FT_FRAME_TAG;
+	switch (h.type) {
+	case FT_F_LOG:
+		return on_log(k, &h, f + sizeof(h), plen);
+	case FT_F_ACK:
+		return on_ack(k, &h, f + sizeof(h), plen);
+	default: {
+		struct ft_heartbeat hb;
+
+		if (plen != sizeof(hb))
+			return chan_reject(k, "bad-heartbeat", EPROTO, h.epoch, "heartbeat of %zu bytes", plen);
+		memcpy(&hb, f + sizeof(h), sizeof(hb));
+		c->peer_hb_ns = hb.sent_ns;
+		c->st.peer_role = hb.role;
+		if (hb.echo_ns && hb.echo_ns <= ft_now_us() * 1000)
+			c->st.hb_rtt_us = (ft_now_us() * 1000 - hb.echo_ns) / 1000;
+		return 0;
+	}
+	}
+}
+
+/* Process whole frames in rbuf. 0: need more bytes; 1: stalled; -1: dropped. */
+static int rx_frames(struct conn *k)
+{
+	const char *why;
+
+	while (k->rend - k->rstart >= sizeof(struct ft_frame_hdr)) {
+		struct ft_frame_hdr h;
+		int ret;
+
+		memcpy(&h, k->rbuf + k->rstart, sizeof(h));
+		if (ft_frame_check_hdr(&h, k->max_rx, &why))
+			return chan_reject(k, why, EBADMSG, h.epoch,
+				      "frame header refused (magic %#x, type %u, length %u)",
+				      h.magic, h.type, h.len);
+		if (k->rend - k->rstart < h.len)
+			break;
+		ret = on_frame(k, k->rbuf + k->rstart);
+		if (ret)
+			return ret;
+		k->rstart += h.len;
+	}
+	if (k->rstart == k->rend)
+		k->rstart = k->rend = 0;
+	else if (k->rcap - k->rend < k->max_rx) {
+		memmove(k->rbuf, k->rbuf + k->rstart, k->rend - k->rstart);
+		k->rend -= k->rstart;
+		k->rstart = 0;
+	}
+	return 0;
+}
+
+/* Receiver: the replay ring may have room again. */
+int chan_resume(struct conn *k)
+{
+	int ret = store_log(k);
+
+	if (ret)
+		return ret;
+	k->rstart += ((struct ft_frame_hdr *)(k->rbuf + k->rstart))->len;
+	return rx_frames(k);
+}
+
+int chan_rx_read(struct conn *k)
+{
+	struct ft_chan *c = k->c;
+
+	for (int rounds = 0; rounds < 64; rounds++) {
+		ssize_t n;
+		int ret = k->stalled ? chan_resume(k) : rx_frames(k);
+
+		if (ret)
+			return ret;
+		if (k->rend == k->rcap)
+			break;
+		n = read(k->fd, k->rbuf + k->rend, k->rcap - k->rend);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+			return chan_reject(k, "io-error", errno, c->cfg.epoch, "receive failed: %s",
+				      strerror(errno));
+		if (n == 0) {
+			if (k->rend != k->rstart)
+				return chan_reject(k, "truncated-frame", EPIPE, c->cfg.epoch,
+					      "connection closed inside a frame (%zu bytes of it received)",
+					      k->rend - k->rstart);
+			if (!k->session)
+				ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = k->peer,
+									   .reason = "handshake-aborted" },
+				       "channel: peer closed the connection during the handshake");
+			else
+				ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = k->peer },
+				       "channel: peer closed the connection");
+			chan_drop(k);
+			return -1;
+		}
+		k->rend += (size_t)n;
+		c->st.rx_bytes += (uint64_t)n;
+	}
+	return k->stalled ? 1 : rx_frames(k);
+}
+

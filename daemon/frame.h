@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Logging-channel frames (ftd <-> ftd over TCP). All fields little-endian.
+ *
+ *   +---------------------------+  0
+ *   | struct ft_frame_hdr (48)  |  sent in clear, authenticated as AEAD
+ *   |                           |  associated data (crc32c field as 0)
+ *   +---------------------------+ 48
+ *   | payload                   |  encrypted (XChaCha20-Poly1305) once the
+ *   |                           |  session is up; clear in the handshake
+ *   +---------------------------+
+ *   | tag (16)                  |  Poly1305 tag; absent in the handshake
+ *   +---------------------------+ len
+ *
+ * crc32c covers the whole frame as sent (with the field itself as 0). It is
+ * a cheap first check that tells corruption apart from forgery in the log;
+ * the integrity guarantee is the AEAD tag.
+ *
+ * counter numbers the frames of one direction of one session from 1 and is
+ * the AEAD nonce; the receiver accepts exactly the next one, so replayed,
+ * dropped or reordered frames are refused.
+ *
+ * Payloads:
+ *   HELLO        struct ft_hello (client -> server)
+ *   HELLO_REPLY  struct ft_hello with proof (server -> client)
+ *   PROOF        32-byte proof (client -> server)
+ *   LOG          `count` complete uapi records, seq first_seq..first_seq+count-1
+ *   ACK          struct ft_ack; first_seq = the highest contiguous seq stored
+ *   HEARTBEAT    struct ft_heartbeat
+ */
+#ifndef FTD_FRAME_H
+#define FTD_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FT_FRAME_MAGIC		0x434c5446u	/* "FTLC" */
+#define FT_FRAME_VERSION	1u
+#define FT_FRAME_TAG		16u
+#define FT_FRAME_MAX		(1u << 20)	/* largest frame a receiver takes */
+
+enum ft_frame_type {
+	FT_F_HELLO = 1,
+	FT_F_HELLO_REPLY = 2,
+	FT_F_PROOF = 3,
+	FT_F_LOG = 4,
+	FT_F_ACK = 5,
+	FT_F_HEARTBEAT = 6,
+	FT_F_TYPE_MAX = 6,
+};
+
+struct ft_frame_hdr {
+	uint32_t magic;
+	uint32_t len;		/* whole frame: header, payload, tag */
+	uint16_t type;		/* enum ft_frame_type */
+	uint16_t flags;		/* 0 */
+	uint32_t count;		/* records in a LOG frame, else 0 */
+	uint64_t epoch;		/* sender's epoch: fences stale peers */
+	uint64_t first_seq;	/* LOG: seq of the first record; ACK: acked seq */
+	uint64_t counter;	/* per-direction frame number from 1; 0 in the handshake */
+	uint32_t crc32c;
+	uint32_t reserved;	/* 0 */
+};
+_Static_assert(sizeof(struct ft_frame_hdr) == 48, "frame header size");
+
+struct ft_hello {
+	uint32_t version;	/* FT_FRAME_VERSION */
+	uint32_t node_id;
+	uint8_t nonce[32];	/* fresh random per connection attempt */
+	uint8_t proof[32];	/* HELLO_REPLY only, else 0 */
+};
+
+struct ft_ack {
+	uint64_t acked_seq;	/* highest contiguous seq stored by the backup */
+	uint64_t bytes;		/* record bytes stored so far (statistics) */
+};
+
+struct ft_heartbeat {
+	uint64_t sent_ns;	/* sender's CLOCK_MONOTONIC */
+	uint64_t echo_ns;	/* last sent_ns received from the peer (RTT) */
+	uint32_t role;		/* sender's enum ft_role */
+	uint32_t reserved;
+	uint64_t head_seq;	/* primary: last seq read from the ring */
+};
+
+const char *ft_frame_type_name(unsigned int type);
+/* CRC32C (Castagnoli), hardware-accelerated where the CPU has SSE4.2. */
+uint32_t ft_frame_crc32c(uint32_t crc, const void *buf, size_t len);
+/* CRC32C of a complete frame with the crc32c field taken as zero. */
+uint32_t ft_frame_crc(const void *frame, size_t len);
+/* Check magic, length bounds and type of a received header. */
+int ft_frame_check_hdr(const struct ft_frame_hdr *h, uint32_t max_len, const char **why);
+
+#endif
