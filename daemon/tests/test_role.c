@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Every (role, event) pair of the state machine against an independent
+ * expectation table written from ARBITRATION.md sections 3-4: the resulting
+ * role, the actions and the return code. Plus the paths that matter most:
+ * a backup never goes live without winning, a loser halts for good.
+ */
+#include <errno.h>
+#include <string.h>
+#include "role.h"
+#include "tap.h"
+
+struct want {
+	int ret;
+	enum ft_role to;
+	unsigned int actions;
+};
+
+#define P FT_ROLE_PRIMARY
+#define B FT_ROLE_BACKUP
+#define A FT_ROLE_ARBITRATING
+#define L FT_ROLE_LIVE_ALONE
+#define S FT_ROLE_SYNCING
+#define H FT_ROLE_HALTED
+#define X(r) { -EINVAL, r, 0 }
+
+/* [role][event]: event order as enum ft_role_event */
+static const struct want expect[FT_ROLE_MAX + 1][FT_EV_MAX + 1] = {
+	[P] = { [FT_EV_PEER_ALIVE] = { 0, P, 0 },
+		[FT_EV_PEER_DEAD] = { 0, A, FT_ACT_HOLD_OUTPUTS | FT_ACT_BALLOT_NOW },
+		[FT_EV_ARB_WON] = X(P), [FT_EV_ARB_LOST] = X(P), [FT_EV_ARB_ERROR] = X(P),
+		[FT_EV_STALE_EPOCH] = { 0, H, FT_ACT_HALT },
+		[FT_EV_FAILOVER] = { -EOPNOTSUPP, P, 0 },
+		[FT_EV_SYNC_START] = X(P), [FT_EV_SYNC_DONE] = X(P) },
+	[B] = { [FT_EV_PEER_ALIVE] = { 0, B, 0 },
+		[FT_EV_PEER_DEAD] = { 0, A, FT_ACT_STOP_ACKING | FT_ACT_BALLOT_DELAYED },
+		[FT_EV_ARB_WON] = X(B), [FT_EV_ARB_LOST] = X(B), [FT_EV_ARB_ERROR] = X(B),
+		[FT_EV_STALE_EPOCH] = { 0, H, FT_ACT_HALT },
+		[FT_EV_FAILOVER] = { -EOPNOTSUPP, B, 0 },
+		[FT_EV_SYNC_START] = X(B), [FT_EV_SYNC_DONE] = X(B) },
+	[A] = { [FT_EV_PEER_ALIVE] = { 0, A, 0 }, [FT_EV_PEER_DEAD] = { 0, A, 0 },
+		[FT_EV_ARB_WON] = { 0, L, FT_ACT_GO_LIVE },
+		[FT_EV_ARB_LOST] = { 0, H, FT_ACT_HALT },
+		[FT_EV_ARB_ERROR] = { 0, A, FT_ACT_BALLOT_RETRY },
+		[FT_EV_STALE_EPOCH] = { 0, H, FT_ACT_HALT },
+		[FT_EV_FAILOVER] = X(A), [FT_EV_SYNC_START] = X(A), [FT_EV_SYNC_DONE] = X(A) },
+	[L] = { [FT_EV_PEER_ALIVE] = { 0, L, 0 }, [FT_EV_PEER_DEAD] = { 0, L, 0 },
+		[FT_EV_ARB_WON] = X(L), [FT_EV_ARB_LOST] = X(L), [FT_EV_ARB_ERROR] = X(L),
+		[FT_EV_STALE_EPOCH] = { 0, H, FT_ACT_HALT }, [FT_EV_FAILOVER] = X(L),
+		[FT_EV_SYNC_START] = { 0, S, FT_ACT_SEED_BACKUP }, [FT_EV_SYNC_DONE] = X(L) },
+	[S] = { [FT_EV_PEER_ALIVE] = { 0, S, 0 }, [FT_EV_PEER_DEAD] = { 0, L, 0 },
+		[FT_EV_ARB_WON] = X(S), [FT_EV_ARB_LOST] = X(S), [FT_EV_ARB_ERROR] = X(S),
+		[FT_EV_STALE_EPOCH] = { 0, H, FT_ACT_HALT }, [FT_EV_FAILOVER] = X(S),
+		[FT_EV_SYNC_START] = X(S), [FT_EV_SYNC_DONE] = { 0, P, FT_ACT_ADVANCE_EPOCH } },
+};
+
+int main(void)
+{
+	struct ft_role_sm sm;
+	unsigned int act;
+	char buf[128];
+	int bad = 0;
+
+	for (int r = FT_ROLE_PRIMARY; r <= FT_ROLE_MAX; r++)
+		for (int e = 1; e <= FT_EV_MAX; e++) {
+			struct want w = r == H ? (struct want){ -EPERM, H, 0 } : expect[r][e];
+			int ret;
+
+			ft_role_init(&sm, (enum ft_role)r);
+			ret = ft_role_step(&sm, (enum ft_role_event)e, &act);
+			ok(ret == w.ret && sm.role == w.to && act == w.actions,
+			   "%s --%s--> %s [%s] (ret %d)", ft_role_name(r),
+			   ft_role_event_name(e), ft_role_name(sm.role),
+			   ft_role_actions_str(act, buf, sizeof(buf)), ret);
+			bad |= ret != w.ret;
+		}
+
+	/* A backup's promotion path, step by step. */
+	ft_role_init(&sm, FT_ROLE_BACKUP);
+	ft_role_step(&sm, FT_EV_PEER_DEAD, &act);
+	ok(sm.role == A && sm.from == B && (act & FT_ACT_STOP_ACKING), "backup suspects: stops acking");
+	ft_role_step(&sm, FT_EV_ARB_ERROR, &act);
+	ft_role_step(&sm, FT_EV_PEER_ALIVE, &act);
+	ok(sm.role == A, "disk errors and a returning peer keep it arbitrating, never live");
+	ft_role_step(&sm, FT_EV_ARB_WON, &act);
+	ok(sm.role == L && act == FT_ACT_GO_LIVE && sm.transitions == 2, "wins: goes live (2 role changes)");
+
+	ft_role_init(&sm, FT_ROLE_PRIMARY);
+	ft_role_step(&sm, FT_EV_PEER_DEAD, &act);
+	ft_role_step(&sm, FT_EV_ARB_LOST, &act);
+	ok(sm.role == H && act == FT_ACT_HALT, "primary that loses halts");
+	ok(ft_role_step(&sm, FT_EV_ARB_WON, &act) == -EPERM && sm.role == H,
+	   "a halted node stays halted whatever comes later");
+
+	enum ft_role pr;
+
+	ok(ft_role_parse("live-alone", &pr) == 0 && pr == L && ft_role_parse("boss", &pr) == -EINVAL,
+	   "role names parse");
+	return tap_done();
+}
