@@ -24,12 +24,17 @@ void __attribute__((noreturn)) guest_assert_fail(const char *file, uint64_t line
 #define GUEST_ASSERT_EQ(a, b) do { uint64_t __a = (uint64_t)(a), __b = (uint64_t)(b); \
 	if (__a != __b) guest_assert_fail(__FILE__, __LINE__, #a " == " #b, __a, __b); } while (0)
 
+#define GUEST_IRQ_LOG	4096
+
 /* State the guest's interrupt handler keeps (vectors >= 32). */
 struct guest_irq_state {
 	volatile uint64_t count;
 	volatile uint64_t last_vector;
 	volatile uint64_t last_rip;	/* RIP the interrupt was delivered at */
 	volatile uint64_t per_vector[256];
+	/* The first GUEST_IRQ_LOG interrupts: delivery RIP and vector. */
+	volatile uint64_t rip_log[GUEST_IRQ_LOG];
+	volatile uint8_t vector_log[GUEST_IRQ_LOG];
 };
 extern struct guest_irq_state guest_irq;
 

@@ -415,6 +415,7 @@ static bool handle_io(struct kvm_vm *vm, struct ucall *uc)
 		struct ucall *g;
 
 		memcpy(&gpa, data, 4);
+		log_io(vm, IO_PIO_OUT, run->io.port, size, data);
 		g = vm_gpa2hva(vm, gpa, sizeof(*g));
 		KT_ASSERT(g, "ucall at bad address %#x", gpa);
 		*uc = *g;
@@ -516,6 +517,8 @@ int64_t vcpu_run_raw(struct kvm_vm *vm, struct ucall *uc)
 			break;
 		case KVM_EXIT_HLT:
 			vm->halts++;
+			if (vm->irq_on_halt && !vm->irq_pending)
+				vm_queue_irq(vm, vm->irq_on_halt);
 			/* Wait for something to wake the guest up. */
 			while (!__atomic_load_n(&vm->irq_pending, __ATOMIC_ACQUIRE)) {
 				KT_ASSERT(vm->irq_thread_running,

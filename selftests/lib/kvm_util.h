@@ -14,7 +14,8 @@
  *   opts.mem_size; VM_MMIO_BASE is never backed: accesses exit to the host.
  *
  * Devices the host emulates (run loop in kvm_util.c):
- *   UCALL_PORT   OUT, 4 bytes: guest address of a struct ucall (guest.h)
+ *   UCALL_PORT   OUT, 4 bytes: guest address of a struct ucall (guest.h);
+ *                logged in vm->io_log like any other OUT
  *   OUTPUT_PORT  OUT, 1 byte: appended to vm->output
  *   RANDOM_PORT  IN, 1/2/4 bytes: host-random data, logged in vm->io_log
  *   VM_MMIO_BASE reads return host-random data, writes are logged
@@ -92,6 +93,7 @@ struct kvm_vm {
 
 	/* Interrupts: vector to inject, or 0. Written by any thread. */
 	volatile int irq_pending;
+	uint32_t irq_on_halt;		/* queue this vector when the guest halts */
 	uint64_t irqs_injected;
 	uint32_t *irq_log;		/* injected vectors, in order */
 	size_t irq_log_count, irq_log_cap;
@@ -125,10 +127,10 @@ uint64_t vm_alloc(struct kvm_vm *vm, uint64_t size);
 /* Copy a host value into the guest's copy of a global: vm_poke(vm, &sym, ...). */
 void vm_write(struct kvm_vm *vm, const void *guest_addr, const void *src, size_t len);
 void vm_read(struct kvm_vm *vm, const void *guest_addr, void *dst, size_t len);
-#define VM_SET_GLOBAL(vm, sym, val) do { __typeof__(sym) __v = (val); \
-	vm_write(vm, &(sym), &__v, sizeof(__v)); } while (0)
-#define VM_GET_GLOBAL(vm, sym) ({ __typeof__(sym) __v; \
-	vm_read(vm, &(sym), &__v, sizeof(__v)); __v; })
+#define VM_SET_GLOBAL(vm, sym, val) do { __typeof__((sym) + 0) __v = (val); \
+	vm_write(vm, (const void *)(uintptr_t)&(sym), &__v, sizeof(__v)); } while (0)
+#define VM_GET_GLOBAL(vm, sym) ({ __typeof__((sym) + 0) __v; \
+	vm_read(vm, (const void *)(uintptr_t)&(sym), &__v, sizeof(__v)); __v; })
 
 /* Seed of the host devices' random data (RANDOM_PORT, MMIO reads, irq timing). */
 void vm_seed(struct kvm_vm *vm, uint64_t seed);

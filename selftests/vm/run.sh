@@ -11,7 +11,8 @@
 # printed for people and for the counts when the VM died.
 #
 # Environment: TOP BUILD KVER (from make), VM_TIMEOUT (seconds, whole boot),
-# TEST_TIMEOUT (seconds per binary), KVM_FT_SEED (passed to the tests).
+# TEST_TIMEOUT (seconds per binary), KVM_FT_* (exported to the tests, e.g.
+# KVM_FT_SEED to re-run a randomised test, KVM_FT_BP_RECORDS).
 set -euo pipefail
 
 mode=${1:?usage: run.sh check|bench BINARY...}
@@ -85,7 +86,10 @@ side=$vmdir/side-channel
 console=$vmdir/console.log
 rm -f "$side"
 append="console=ttyS0 quiet panic=-1 panic_on_warn=1 oops=panic softlockup_panic=1 ft.nonce=$nonce"
-[ -n "${KVM_FT_SEED:-}" ] && append="$append ft.seed=$KVM_FT_SEED"
+# KVM_FT_* variables (KVM_FT_SEED, KVM_FT_BP_RECORDS, ...) reach the tests.
+for v in $(compgen -e | grep '^KVM_FT_' || true); do
+	append="$append ftenv.$v=${!v}"
+done
 
 start=$(date +%s)
 set +e

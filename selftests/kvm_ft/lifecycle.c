@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lifetimes: detaching while the vCPU runs, closing the VM before the ft
+ * fd, switching to LIVE, and VMs that were never attached keep working
+ * (the module must not change what it does not own).
+ */
+#include "ft_test.h"
+
+static volatile uint64_t guest_stop;
+
+extern char lc_rdtsc[];
+
+/* RDTSC in a loop with a ucall every 200 iterations, until the host says stop. */
+static void guest_until_stop(void *arg)
+{
+	uint64_t last = 0, iter = 0;
+	uint32_t lo, hi;
+
+	(void)arg;
+	while (!guest_stop) {
+		for (int i = 0; i < 200; i++) {
+			uint64_t t;
+
+			__asm__ volatile("lc_rdtsc: rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+			t = (uint64_t)hi << 32 | lo;
+			GUEST_ASSERT(t >= last);
+			last = t;
+		}
+		GUEST_SYNC(++iter, last);
+	}
+}
+
+struct vcpu_ctl {
+	struct kvm_vm *vm;
+	volatile bool stop;
+	uint64_t syncs;
+	uint64_t syncs_at_detach;
+	volatile bool detached;
+};
+
+static void *vcpu_fn(void *p)
+{
+	struct vcpu_ctl *c = p;
+	struct ucall uc;
+
+	for (;;) {
+		uint64_t cmd = vcpu_run(c->vm, &uc);
+
+		if (cmd == UCALL_DONE)
+			break;
+		c->syncs++;
+		if (c->detached && !c->syncs_at_detach)
+			c->syncs_at_detach = c->syncs;
+		if (c->stop)
+			VM_SET_GLOBAL(c->vm, guest_stop, 1);
+	}
+	return NULL;
+}
+
+/*
+ * Proves: KVM_FT_DETACH while the vCPU runs stops recording at once: POLLHUP,
+ * producer flag DETACHED, info flag DETACHED, the producer position never
+ * moves again although the guest keeps exiting (ucalls) and keeps reading a
+ * monotonic TSC; all records before the detach are intact and gapless and
+ * the ring stays readable.
+ */
+TEST(detach_while_running)
+{
+	struct ft_vm f;
+	struct vcpu_ctl c = { 0 };
+	struct recs rs = { 0 };
+	struct pollfd pfd;
+	struct kvm_ft_info info;
+	pthread_t th;
+	uint64_t prod;
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	c.vm = f.vm;
+	ASSERT_EQ(0, pthread_create(&th, NULL, vcpu_fn, &c));
+	/* Let it record a while, draining the ring. */
+	while (ft_ring_producer(&f.ring) < 64 * 1024)
+		ft_drain(&f.ring, &rs), usleep(10000);
+	ASSERT_EQ(0, ioctl(f.ft_fd, KVM_FT_DETACH));
+	c.detached = true;
+	pfd = (struct pollfd){ .fd = f.ft_fd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, 5000));
+	ASSERT_EQ(POLLHUP, pfd.revents & POLLHUP);
+	ASSERT_EQ(KVM_FT_RING_F_DETACHED, f.ring.prod->flags & KVM_FT_RING_F_DETACHED);
+	ASSERT_EQ(0, ioctl(f.ft_fd, KVM_FT_GET_INFO, &info));
+	ASSERT_EQ(KVM_FT_INFO_F_DETACHED, info.flags & KVM_FT_INFO_F_DETACHED);
+	/* The final records, then nothing more while the guest goes on. */
+	usleep(200000);
+	prod = ft_ring_producer(&f.ring);
+	ft_drain(&f.ring, &rs);
+	{
+		uint64_t s0 = c.syncs;
+
+		for (int i = 0; i < 500 && c.syncs < s0 + 20; i++)
+			usleep(10000);
+		ASSERT_LE(s0 + 20, c.syncs) TH_LOG("the guest stopped making progress after detach");
+	}
+	ASSERT_EQ(prod, ft_ring_producer(&f.ring));
+	ASSERT_EQ(0, ft_drain(&f.ring, NULL));
+	c.stop = true;
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	ASSERT_EQ(prod, ft_ring_producer(&f.ring));
+	ASSERT_LT(1000, rs.n);
+	ASSERT_EQ(NULL, recs_check_seq(&rs, 1, 0));
+	ASSERT_EQ(rs.n + 1, f.ring.prod->next_seq);
+	for (size_t i = 0; i < rs.n; i++) {
+		const struct kvm_ft_rec *r = recs_at(&rs, i);
+
+		ASSERT_TRUE(r->type == KVM_FT_REC_RDTSC || r->type == KVM_FT_REC_PIO_OUT);
+		if (r->type == KVM_FT_REC_RDTSC)
+			ASSERT_EQ((uintptr_t)lc_rdtsc, ((const struct kvm_ft_rec_tsc *)r)->rip);
+	}
+	recs_free(&rs);
+	ft_vm_teardown(&f);
+}
+
+/*
+ * Proves: RECORD -> LIVE stops logging while the ring stays attached: the
+ * guest keeps running and no record is appended after the switch.
+ */
+TEST(set_mode_live_stops_logging)
+{
+	struct ft_vm f;
+	struct ucall uc;
+	uint64_t prod;
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	ASSERT_EQ(201, ft_drain(&f.ring, NULL));
+	ASSERT_EQ(0, ioctl(f.ft_fd, KVM_FT_SET_MODE, KVM_FT_MODE_LIVE));
+	prod = ft_ring_producer(&f.ring);
+	for (int i = 0; i < 10; i++)
+		vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	ASSERT_EQ(11, uc.args[0]);
+	ASSERT_EQ(prod, ft_ring_producer(&f.ring));
+	ft_vm_teardown(&f);
+}
+
+/*
+ * Proves: closing the vCPU, VM and /dev/kvm fds before the ft fd is safe
+ * (the module holds its own VM reference): the ring stays mapped and
+ * readable with every record, stats still answer, then closing the ft fd
+ * and unmapping release everything (the final rmmod kvm in /init checks no
+ * VM leaked).
+ */
+TEST(close_vm_before_ft_fd)
+{
+	struct ft_vm f;
+	struct ucall uc;
+	struct kvm_ft_stats st;
+	struct recs rs = { 0 };
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	vm_free(f.vm);
+	f.vm = NULL;
+	ASSERT_EQ(201, ft_drain(&f.ring, &rs));
+	ASSERT_EQ(NULL, recs_check_seq(&rs, 1, 0));
+	ft_stats(f.ft_fd, &st);
+	ASSERT_EQ(201, st.records);
+	/* Close the ft fd while still mapped, then unmap. */
+	close(f.ft_fd);
+	f.ft_fd = -1;
+	ASSERT_EQ(KVM_FT_RING_MAGIC, f.ring.prod->magic);
+	ft_vm_teardown(&f);
+	recs_free(&rs);
+}
+
+static void guest_plain(void *arg)
+{
+	uint64_t t0, t1, m;
+	uint32_t r[4];
+
+	(void)arg;
+	t0 = rdtsc();
+	cpuid(0, 0, r);
+	m = rdmsr(MSR_IA32_TSC);
+	t1 = rdtsc();
+	GUEST_ASSERT(t1 >= m);
+	GUEST_ASSERT(m >= t0);
+	GUEST_SYNC(t0, t1, inl(RANDOM_PORT), r[0]);
+}
+
+static void plain_vm_works(struct __test_metadata *_metadata)
+{
+	struct vm_opts o = { .log_io = true };
+	struct kvm_vm *vm = vm_create(&o, guest_plain, NULL);
+	struct ucall uc;
+
+	vcpu_run_expect(vm, UCALL_SYNC, &uc);
+	ASSERT_LT(uc.args[0], uc.args[1]);
+	ASSERT_EQ((uint32_t)vm->io_log[0].data, uc.args[2]);
+	ASSERT_LE(0xd, uc.args[3]);	/* max basic leaf */
+	vcpu_run_expect(vm, UCALL_DONE, &uc);
+	vm_free(vm);
+}
+
+/*
+ * Proves: a VM that was never attached runs RDTSC/CPUID/RDMSR/PIO normally
+ * while another VM is attached, and after that VM was detached and closed.
+ */
+TEST(unattached_vm_unaffected)
+{
+	struct ft_vm f;
+	struct ucall uc;
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	plain_vm_works(_metadata);
+	ASSERT_EQ(201, ft_drain(&f.ring, NULL));	/* nothing from the other VM */
+	ASSERT_EQ(0, ioctl(f.ft_fd, KVM_FT_DETACH));
+	ft_vm_teardown(&f);
+	plain_vm_works(_metadata);
+}
+
+/* Proves: a detached VM whose ft fd was closed can be attached again from seq 1. */
+TEST(reattach_after_close)
+{
+	struct ft_vm f;
+	struct ucall uc;
+	struct ft_ring r2;
+	int fd;
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	ft_ring_unmap(&f.ring);
+	close(f.ft_fd);
+	fd = ft_attach(f.dev_fd, f.vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ft_ring_map(&r2, fd));
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	{
+		const struct kvm_ft_rec *rec = ft_ring_next(&r2);
+
+		ASSERT_NE(NULL, rec);
+		ASSERT_EQ(1, rec->seq);
+		ASSERT_EQ(1, rec->landmark);
+	}
+	f.ring = r2;
+	f.ft_fd = fd;
+	ft_vm_teardown(&f);
+}
+
+TEST_HARNESS_MAIN
