@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * make bench: figures from one boot, all through the real kvm_ft.ko.
+ *
+ *  1. ring throughput: a guest RDTSC loop (one record per iteration) with a
+ *     reader draining as fast as it can: records/s, MB/s, bytes/record;
+ *  2. exit rate of an exit-heavy guest (CPUID loop: in-kernel exits; OUT
+ *     loop: exits to this VMM) attached vs not attached, runs interleaved,
+ *     as a ratio;
+ *  3. average bytes per record of a mixed guest (PIO, MMIO, CPUID, RDTSC).
+ *
+ * Sizes can be changed with KVM_FT_BENCH_SCALE (default 1.0).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "guest.h"
+#include "ft_ring.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void guest_rdtsc(void *arg)
+{
+	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--)
+		rdtsc();
+}
+
+static void guest_cpuid(void *arg)
+{
+	uint32_t r[4];
+
+	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--)
+		cpuid(0, 0, r);
+}
+
+static void guest_out(void *arg)
+{
+	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--)
+		outb(OUTPUT_PORT, (uint8_t)i);
+}
+
+static void guest_mixed(void *arg)
+{
+	uint32_t r[4];
+
+	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--) {
+		outb(OUTPUT_PORT, (uint8_t)i);
+		inl(RANDOM_PORT);
+		mmio_write32(VM_MMIO_BASE, (uint32_t)i);
+		mmio_read64(VM_MMIO_BASE + 8);
+		cpuid(1, 0, r);
+		rdtsc();
+	}
+}
+
+struct drain {
+	struct ft_ring ring;
+	int fd;
+	volatile bool stop;
+	uint64_t records, bytes_seen;
+	const char *error;
+};
+
+/* Drain as fast as possible: spin on the producer position, poll when idle. */
+static void *drain_fn(void *p)
+{
+	struct drain *d = p;
+	struct pollfd pfd = { .fd = d->fd, .events = POLLIN };
+
+	for (;;) {
+		const struct kvm_ft_rec *rec;
+		uint64_t n = 0;
+
+		while ((rec = ft_ring_next(&d->ring))) {
+			d->bytes_seen += rec->len;
+			n++;
+		}
+		if (d->ring.error) {
+			d->error = d->ring.error;
+			return NULL;
+		}
+		d->records += n;
+		ft_ring_release(&d->ring);
+		if (!n) {
+			if (__atomic_load_n(&d->stop, __ATOMIC_ACQUIRE))
+				return NULL;
+			poll(&pfd, 1, 10);
+		}
+	}
+}
+
+struct run {
+	double secs;
+	uint64_t exits, records, bytes, waits;
+};
+
+static struct run run_guest(void (*fn)(void *), uint64_t n, bool attached, uint32_t order)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_vm *vm = vm_create(&o, fn, (void *)(uintptr_t)n);
+	struct drain d = { 0 };
+	struct run r = { 0 };
+	struct kvm_ft_stats st;
+	struct ucall uc;
+	pthread_t th;
+	int dev = -1;
+	double t0;
+
+	if (attached) {
+		dev = ft_open();
+		KT_ASSERT(dev >= 0, "open /dev/kvm_ft: %s", strerror(-dev));
+		d.fd = ft_attach(dev, vm->vm_fd, KVM_FT_MODE_RECORD, 0, order);
+		KT_ASSERT(d.fd >= 0, "attach: %s", strerror(-d.fd));
+		KT_ASSERT(!ft_ring_map(&d.ring, d.fd), "map");
+		KT_ASSERT(!pthread_create(&th, NULL, drain_fn, &d), "pthread_create");
+	}
+	t0 = now();
+	vcpu_run_expect(vm, UCALL_DONE, &uc);
+	r.secs = now() - t0;
+	r.exits = vm->exits;
+	if (attached) {
+		__atomic_store_n(&d.stop, true, __ATOMIC_RELEASE);
+		pthread_join(th, NULL);
+		KT_ASSERT(!d.error, "ring: %s", d.error);
+		KT_ASSERT(!ioctl(d.fd, KVM_FT_GET_STATS, &st), "stats");
+		KT_ASSERT(d.records == st.records, "read %llu records, module appended %llu",
+			  (unsigned long long)d.records, (unsigned long long)st.records);
+		r.exits = st.exits;
+		r.records = st.records;
+		r.bytes = st.bytes;
+		r.waits = st.ring_waits;
+		ft_ring_unmap(&d.ring);
+		close(d.fd);
+		close(dev);
+	}
+	vm_free(vm);
+	return r;
+}
+
+static void exit_ratio(const char *name, void (*fn)(void *), uint64_t n)
+{
+	struct run a = { 0 }, u = { 0 };
+
+	/* Interleaved halves so drift in the machine's speed hits both. */
+	for (int i = 0; i < 4; i++) {
+		struct run r = run_guest(fn, n / 4, i & 1, 22);
+		struct run *t = (i & 1) ? &a : &u;
+
+		t->secs += r.secs;
+		t->exits += n / 4;	/* one guest exit per iteration */
+	}
+	printf("# bench: %-5s loop, %llu iterations: %.0f exits/s unattached, %.0f exits/s attached, attached/unattached = %.3f\n",
+	       name, (unsigned long long)n, u.exits / u.secs, a.exits / a.secs,
+	       (a.exits / a.secs) / (u.exits / u.secs));
+}
+
+int main(void)
+{
+	const char *env = getenv("KVM_FT_BENCH_SCALE");
+	double scale = env ? atof(env) : 1.0;
+	uint64_t n_tp = (uint64_t)(300000 * scale), n_exit = (uint64_t)(80000 * scale);
+	uint64_t n_mixed = (uint64_t)(5000 * scale);
+	struct run r;
+	int dev = ft_open();
+
+	if (dev < 0) {
+		printf("# bench: /dev/kvm_ft: %s\n", strerror(-dev));
+		return 1;
+	}
+	close(dev);
+	printf("# bench: kvm_ft in nested KVM under QEMU TCG (figures are for this test bed)\n");
+
+	r = run_guest(guest_rdtsc, n_tp, true, 22);
+	printf("# bench: ring throughput (RDTSC loop, 4 MiB ring, reader draining at full speed): "
+	       "%llu records in %.2f s = %.0f records/s, %.2f MB/s, %.1f bytes/record, %llu ring waits\n",
+	       (unsigned long long)r.records, r.secs, r.records / r.secs, r.bytes / r.secs / 1e6,
+	       (double)r.bytes / r.records, (unsigned long long)r.waits);
+
+	exit_ratio("CPUID", guest_cpuid, n_exit);
+	exit_ratio("OUT", guest_out, n_exit);
+
+	r = run_guest(guest_mixed, n_mixed, true, 22);
+	printf("# bench: mixed guest (OUT, IN, MMIO write, MMIO read, CPUID, RDTSC): %llu records, "
+	       "%.1f bytes/record, %.0f records/s\n",
+	       (unsigned long long)r.records, (double)r.bytes / r.records, r.records / r.secs);
+	return 0;
+}
