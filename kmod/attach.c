@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ft object lifetime: KVM_FT_ATTACH, the ft file (ioctl, mmap, poll,
+ * release), the lookup table the probes use, and the tombstones that remove
+ * our intercepts from a vCPU after its ft file is gone.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/capability.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/hashtable.h>
+#include <linux/kvm_host.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include "ft.h"
+
+#define FT_HASH_BITS 4
+
+/* Attached VMs by struct kvm *. Readers: RCU (probes run preempt-disabled). */
+static DEFINE_HASHTABLE(ft_vm_hash, FT_HASH_BITS);
+static DEFINE_MUTEX(ft_vms_lock);	/* writers of ft_vm_hash */
+static struct kmem_cache *ft_vm_cache;
+static atomic_t ft_next_id = ATOMIC_INIT(0);
+
+/*
+ * A tombstone says "vcpu of kvm may still carry our RDTSC intercept": left by
+ * the release of an ft file, consumed by the vCPU's next entry (the kvm_entry
+ * probe clears the intercept) or dropped when the VM is destroyed (kprobe on
+ * kvm_arch_destroy_vm). The pointers are keys, never dereferenced. Each
+ * tombstone holds a module reference, so rmmod is refused while a VM could
+ * still enter the guest with an intercept nobody handles; the reference is
+ * dropped only from probe context, which module exit waits for.
+ */
+struct ft_tomb {
+	struct hlist_node node;		/* ft_tombs: RCU, writers hold ft_tomb_lock */
+	const struct kvm *kvm;
+	const struct kvm_vcpu *vcpu;
+	struct rcu_head rcu;
+};
+static HLIST_HEAD(ft_tombs);
+static DEFINE_SPINLOCK(ft_tomb_lock);
+
+static const struct file_operations ft_vm_fops;
+
+struct ft_vm *ft_vm_lookup(const struct kvm *kvm)
+{
+	struct ft_vm *ft;
+
+	hash_for_each_possible_rcu(ft_vm_hash, ft, node, (unsigned long)kvm)
+		if (ft->kvm == kvm)
+			return ft;
+	return NULL;
+}
+
+struct ft_vm *ft_vm_lookup_task(const void *task)
+{
+	struct ft_vm *ft;
+	int bkt;
+
+	hash_for_each_rcu(ft_vm_hash, bkt, ft, node)
+		if (READ_ONCE(ft->run_task) == task)
+			return ft;
+	return NULL;
+}
+
+/*
+ * Calls fn on the attachment with the smallest id above after_id, with
+ * ft_vms_lock held (the ft cannot go away meanwhile). Returns fn's result,
+ * or -ENOENT when there is none. Lets a genetlink dump resume by id.
+ */
+int ft_vm_visit_next(u32 after_id, int (*fn)(struct ft_vm *ft, void *arg), void *arg)
+{
+	struct ft_vm *ft, *best = NULL;
+	int bkt, r = -ENOENT;
+
+	mutex_lock(&ft_vms_lock);
+	hash_for_each(ft_vm_hash, bkt, ft, node)
+		if (ft->id > after_id && (!best || ft->id < best->id))
+			best = ft;
+	if (best)
+		r = fn(best, arg);
+	mutex_unlock(&ft_vms_lock);
+	return r;
+}
+
+bool ft_tombs_pending(void)
+{
+	return !hlist_empty(&ft_tombs);
+}
+
+static void tomb_free(struct ft_tomb *t)
+{
+	kfree_rcu(t, rcu);
+	module_put(THIS_MODULE);
+}
+
+/* Probe context. Returns true if the caller must clear the vCPU's intercept. */
+bool ft_tomb_take(const struct kvm_vcpu *vcpu)
+{
+	struct ft_tomb *t, *found = NULL;
+	unsigned long irqf;
+
+	spin_lock_irqsave(&ft_tomb_lock, irqf);
+	hlist_for_each_entry(t, &ft_tombs, node) {
+		if (t->vcpu == vcpu) {
+			hlist_del_rcu(&t->node);
+			found = t;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
+	if (!found)
+		return false;
+	tomb_free(found);
+	return true;
+}
+
+/* Probe context (kvm_arch_destroy_vm kprobe): the VM will never run again. */
+void ft_tomb_drop_vm(const struct kvm *kvm)
+{
+	struct ft_tomb *t;
+	struct hlist_node *tmp;
+	unsigned long irqf;
+	HLIST_HEAD(dead);
+
+	spin_lock_irqsave(&ft_tomb_lock, irqf);
+	hlist_for_each_entry_safe(t, tmp, &ft_tombs, node) {
+		if (t->kvm == kvm) {
+			hlist_del_rcu(&t->node);
+			hlist_add_head(&t->node, &dead);
+		}
+	}
+	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
+	/* Nobody reaches the list entries any more except lock-free readers
+	 * of ft_tombs, which only test emptiness. */
+	hlist_for_each_entry_safe(t, tmp, &dead, node)
+		tomb_free(t);
+}
+
+static void tomb_add(struct ft_vm *ft)
+{
+	struct ft_tomb *t = kmalloc(sizeof(*t), GFP_KERNEL | __GFP_NOFAIL);
+	unsigned long irqf;
+
+	t->kvm = ft->kvm;
+	t->vcpu = ft->vcpu;
+	__module_get(THIS_MODULE);	/* we hold one through the ft file */
+	spin_lock_irqsave(&ft_tomb_lock, irqf);
+	hlist_add_head_rcu(&t->node, &ft_tombs);
+	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
+}
+
+/* A new attachment of the same vCPU takes over the intercept. */
+static bool tomb_remove_vcpu(const struct kvm_vcpu *vcpu)
+{
+	struct ft_tomb *t, *found = NULL;
+	unsigned long irqf;
+
+	spin_lock_irqsave(&ft_tomb_lock, irqf);
+	hlist_for_each_entry(t, &ft_tombs, node) {
+		if (t->vcpu == vcpu) {
+			hlist_del_rcu(&t->node);
+			found = t;
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
+	if (found) {
+		kfree_rcu(found, rcu);
+		/* Not the last reference: the caller's /dev/kvm_ft file holds one. */
+		module_put(THIS_MODULE);
+	}
+	return found;
+}
+
+static int check_vcpus(struct kvm *kvm, struct kvm_vcpu **vcpu)
+{
+	int r = 0;
+
+	/* created_vcpus is under kvm->lock; a vCPU created after this point
+	 * is caught by its first exit (KVM_FT_ERR_MULTI_VCPU). */
+	mutex_lock(&kvm->lock);
+	if (kvm->created_vcpus != 1 || atomic_read(&kvm->online_vcpus) != 1)
+		r = -EINVAL;
+	mutex_unlock(&kvm->lock);
+	if (r)
+		return r;
+	*vcpu = kvm_get_vcpu(kvm, 0);
+	return *vcpu ? 0 : -EINVAL;
+}
+
+long ft_attach(const struct kvm_ft_attach __user *uarg)
+{
+	struct kvm_ft_attach a;
+	struct kvm_vcpu *vcpu;
+	struct ft_vm *ft, *busy;
+	struct file *file;
+	struct kvm *kvm;
+	struct fd f;
+	u32 order;
+	int i, fd, r;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags & ~KVM_FT_ATTACH_F_ALL)
+		return -EOPNOTSUPP;
+	if (a.mode != KVM_FT_MODE_RECORD)	/* replay arrives with its own work */
+		return -EOPNOTSUPP;
+	for (i = 0; i < ARRAY_SIZE(a.reserved); i++)
+		if (a.reserved[i])
+			return -EOPNOTSUPP;
+	order = a.ring_order ? a.ring_order : KVM_FT_RING_ORDER_DEFAULT;
+	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
+		return -EINVAL;
+
+	f = fdget(a.vm_fd);
+	if (!f.file)
+		return -EBADF;
+	if (!file_is_kvm(f.file)) {
+		fdput(f);
+		return -EINVAL;
+	}
+	kvm = f.file->private_data;
+	kvm_get_kvm(kvm);
+	fdput(f);
+
+	r = check_vcpus(kvm, &vcpu);
+	if (r)
+		goto err_put_kvm;
+	/* The VM pins the vendor module, so arming the hook now is race-free. */
+	r = ft_svm_arm();
+	if (r)
+		goto err_put_kvm;
+	r = ft_svm_check_vcpu(vcpu);
+	if (r)
+		goto err_put_kvm;
+	if (!(a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)) {
+		/* vcpu->mutex keeps KVM_SET_CPUID2 from freeing the entries. */
+		r = mutex_lock_killable(&vcpu->mutex);
+		if (r)
+			goto err_put_kvm;
+		r = ft_cpuid_check(vcpu);
+		mutex_unlock(&vcpu->mutex);
+		if (r)
+			goto err_put_kvm;
+	}
+
+	ft = kmem_cache_zalloc(ft_vm_cache, GFP_KERNEL);
+	if (!ft) {
+		r = -ENOMEM;
+		goto err_put_kvm;
+	}
+	r = ft_ring_init(&ft->ring, order);
+	if (r)
+		goto err_free_ft;
+	mutex_init(&ft->lock);
+	ft->kvm = kvm;
+	ft->vcpu = vcpu;
+	ft->mode = KVM_FT_MODE_RECORD;
+	ft->vm_pid = kvm->userspace_pid;
+	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) {
+		ft->info_flags |= KVM_FT_INFO_F_UNSAFE_CPUID;
+		set_bit(FT_S_CPUID_OK, &ft->state);
+	}
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		r = fd;
+		goto err_ring;
+	}
+
+	mutex_lock(&ft_vms_lock);
+	rcu_read_lock();
+	busy = ft_vm_lookup(kvm);
+	rcu_read_unlock();
+	if (busy) {
+		r = -EBUSY;
+		goto err_unlock;
+	}
+	/* f_op->owner pins this module until the last reference is gone. */
+	file = anon_inode_getfile("kvm_ft", &ft_vm_fops, ft, O_RDWR | O_CLOEXEC);
+	if (IS_ERR(file)) {
+		r = PTR_ERR(file);
+		goto err_unlock;
+	}
+	ft->file = file;
+	ft->id = atomic_inc_return(&ft_next_id);
+	if (tomb_remove_vcpu(vcpu))
+		set_bit(FT_S_INTERCEPT, &ft->state);
+	hash_add_rcu(ft_vm_hash, &ft->node, (unsigned long)kvm);
+	mutex_unlock(&ft_vms_lock);
+
+	fd_install(fd, file);
+	pr_debug("attached vm %u (pid %d) ring order %u\n", ft->id, ft->vm_pid, order);
+	ft_genl_event(ft, KVM_FT_EV_ATTACH);
+	return fd;
+
+err_unlock:
+	mutex_unlock(&ft_vms_lock);
+	put_unused_fd(fd);
+err_ring:
+	ft_ring_destroy(&ft->ring);
+err_free_ft:
+	kmem_cache_free(ft_vm_cache, ft);
+err_put_kvm:
+	kvm_put_kvm(kvm);
+	return r;
+}
+
+static void detach(struct ft_vm *ft)
+{
+	mutex_lock(&ft->lock);
+	if (!test_and_set_bit(FT_S_DETACHED, &ft->state)) {
+		/* The next kvm_entry probe removes the intercept (ft_vm_recording). */
+		ft_ring_set_flags(&ft->ring, KVM_FT_RING_F_DETACHED, 0);
+		ft_genl_event(ft, KVM_FT_EV_DETACH);
+	}
+	mutex_unlock(&ft->lock);
+}
+
+static int ft_vm_release(struct inode *inode, struct file *file)
+{
+	struct ft_vm *ft = file->private_data;
+
+	detach(ft);
+	mutex_lock(&ft_vms_lock);
+	hash_del_rcu(&ft->node);
+	mutex_unlock(&ft_vms_lock);
+	/* Probes run with preemption disabled: after this none can see ft. */
+	synchronize_rcu();
+	/*
+	 * FT_S_INTERCEPT is final now. Until the tombstone is visible a vCPU
+	 * entry may keep the intercept; its exits are still handled by our
+	 * ftrace hook, which stays armed while this file pins the module.
+	 */
+	if (test_bit(FT_S_INTERCEPT, &ft->state))
+		tomb_add(ft);
+	ft_ring_destroy(&ft->ring);
+	kvm_put_kvm(ft->kvm);
+	kmem_cache_free(ft_vm_cache, ft);
+	return 0;
+}
+
+static long get_info(struct ft_vm *ft, struct kvm_ft_info __user *uinfo)
+{
+	struct kvm_ft_info info = {
+		.api_version = KVM_FT_API_VERSION,
+		.mode = READ_ONCE(ft->mode),
+		.page_size = PAGE_SIZE,
+		.ring_order = ft->ring.order,
+		.data_size = ft->ring.size,
+		.consumer_off = KVM_FT_MMAP_CONSUMER_OFF,
+		.producer_off = KVM_FT_MMAP_PRODUCER_OFF,
+		.producer_len = PAGE_SIZE + ft->ring.size,
+		.vm_id = ft->id,
+		.vendor = KVM_FT_VENDOR_SVM,
+		.vm_pid = ft->vm_pid,
+		.flags = ft->info_flags,
+	};
+
+	if (test_bit(FT_S_DETACHED, &ft->state))
+		info.flags |= KVM_FT_INFO_F_DETACHED;
+	return copy_to_user(uinfo, &info, sizeof(info)) ? -EFAULT : 0;
+}
+
+static long get_stats(struct ft_vm *ft, struct kvm_ft_stats __user *ustats)
+{
+	struct kvm_ft_stats st;
+
+	ft_ring_stats(&ft->ring, &st);
+	memset(st.reserved, 0, sizeof(st.reserved));
+	return copy_to_user(ustats, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+static long set_mode(struct ft_vm *ft, unsigned long mode)
+{
+	long r = 0;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (mode != KVM_FT_MODE_RECORD && mode != KVM_FT_MODE_REPLAY &&
+	    mode != KVM_FT_MODE_LIVE)
+		return -EOPNOTSUPP;
+	mutex_lock(&ft->lock);
+	if (test_bit(FT_S_DETACHED, &ft->state)) {
+		r = -ENODEV;
+	} else if (ft->mode == KVM_FT_MODE_RECORD && mode == KVM_FT_MODE_LIVE) {
+		/* Probes stop recording at once; the next entry drops the intercept. */
+		WRITE_ONCE(ft->mode, KVM_FT_MODE_LIVE);
+		wake_up_all(&ft->ring.space_wq);
+		ft_ring_wake(&ft->ring, false);
+		ft_genl_event(ft, KVM_FT_EV_MODE);
+	} else {
+		r = -EINVAL;
+	}
+	mutex_unlock(&ft->lock);
+	return r;
+}
+
+static long ft_vm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct ft_vm *ft = file->private_data;
+
+	switch (cmd) {
+	case KVM_FT_GET_INFO:
+		return get_info(ft, (struct kvm_ft_info __user *)arg);
+	case KVM_FT_GET_STATS:
+		return get_stats(ft, (struct kvm_ft_stats __user *)arg);
+	case KVM_FT_SET_MODE:
+		return set_mode(ft, arg);
+	case KVM_FT_DETACH:
+		if (!capable(CAP_SYS_ADMIN))
+			return -EPERM;
+		detach(ft);
+		return 0;
+	}
+	return -ENOTTY;
+}
+
+static int ft_vm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct ft_vm *ft = file->private_data;
+
+	return ft_ring_mmap(&ft->ring, vma);
+}
+
+static __poll_t ft_vm_poll(struct file *file, poll_table *wait)
+{
+	struct ft_vm *ft = file->private_data;
+
+	return ft_ring_poll(&ft->ring, file, wait);
+}
+
+static const struct file_operations ft_vm_fops = {
+	.owner = THIS_MODULE,
+	.release = ft_vm_release,
+	.unlocked_ioctl = ft_vm_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = ft_vm_mmap,
+	.poll = ft_vm_poll,
+	.llseek = noop_llseek,
+};
+
+int ft_attach_init(void)
+{
+	ft_vm_cache = KMEM_CACHE(ft_vm, 0);
+	return ft_vm_cache ? 0 : -ENOMEM;
+}
+
+void ft_attach_uninit(void)
+{
+	struct ft_tomb *t;
+	struct hlist_node *tmp;
+
+	/*
+	 * Module exit runs only without ft files (each pins the module) and
+	 * without tombstones (each holds a reference), so both sets are empty;
+	 * free defensively without touching the module count.
+	 */
+	spin_lock_irq(&ft_tomb_lock);
+	hlist_for_each_entry_safe(t, tmp, &ft_tombs, node) {
+		hlist_del_rcu(&t->node);
+		kfree_rcu(t, rcu);
+	}
+	spin_unlock_irq(&ft_tomb_lock);
+	rcu_barrier();
+	kmem_cache_destroy(ft_vm_cache);
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvm_ft internal interfaces. See README for the object model and lock order.
+ */
+#ifndef FT_H
+#define FT_H
+
+#include <linux/types.h>
+#include <linux/mutex.h>
+#include <linux/rculist.h>
+#include <linux/task_work.h>
+#include <linux/kvm_ft.h>
+#include "ring.h"
+
+struct kvm;
+struct kvm_vcpu;
+struct file;
+
+/* ft_vm.state bits */
+enum {
+	FT_S_DETACHED,		/* KVM_FT_DETACH or release: no more records */
+	FT_S_WAIT_QUEUED,	/* wait_work is queued on the vCPU thread */
+	FT_S_INTERCEPT,		/* we may have set an intercept in the VMCB */
+	FT_S_CPUID_OK,		/* guest CPUID checked at the first entry */
+	FT_S_STOPPED,		/* we stopped the VM (kvm->vm_dead) */
+};
+
+/*
+ * One attachment. Created by KVM_FT_ATTACH, freed by the release of its ft
+ * file after it left ft_vm_hash and an RCU grace period passed, so a probe
+ * (preemption disabled = RCU-sched read side) that found it may use it until
+ * it returns. kvm, vcpu and file are stable for the whole lifetime.
+ */
+struct ft_vm {
+	struct hlist_node node;		/* ft_vm_hash: RCU, writers hold ft_vms_lock */
+	struct kvm *kvm;		/* reference held (kvm_get_kvm) */
+	struct kvm_vcpu *vcpu;		/* the VM's only vCPU, lives as long as kvm */
+	struct file *file;		/* our ft file; no reference */
+	u32 id;
+	pid_t vm_pid;
+	u32 mode;			/* enum kvm_ft_mode; written under lock, READ_ONCE */
+	u32 info_flags;			/* KVM_FT_INFO_F_UNSAFE_CPUID */
+	unsigned long state;		/* FT_S_* atomic bits */
+	const void *run_task;		/* task last seen entering the guest; a cookie */
+	/* vCPU thread only (probe context): an interrupt injected, not yet known delivered */
+	bool intr_pending;
+	u32 intr_vector;
+	u64 intr_rip;
+	struct mutex lock;		/* serialises mode changes and detach */
+	struct callback_head wait_work;	/* see ft_record_wait_space() */
+	struct ft_ring ring;
+};
+
+static inline bool ft_vm_recording(struct ft_vm *ft)
+{
+	return READ_ONCE(ft->mode) == KVM_FT_MODE_RECORD &&
+	       !test_bit(FT_S_DETACHED, &ft->state);
+}
+
+/* main.c */
+extern struct miscdevice ft_misc;
+
+/* attach.c */
+int ft_attach_init(void);
+void ft_attach_uninit(void);
+long ft_attach(const struct kvm_ft_attach __user *uarg);
+struct ft_vm *ft_vm_lookup(const struct kvm *kvm);
+struct ft_vm *ft_vm_lookup_task(const void *task);
+bool ft_tombs_pending(void);
+bool ft_tomb_take(const struct kvm_vcpu *vcpu);
+void ft_tomb_drop_vm(const struct kvm *kvm);
+int ft_vm_visit_next(u32 after_id, int (*fn)(struct ft_vm *ft, void *arg), void *arg);
+
+/* record.c: probes and the wait for ring space */
+void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa);
+void ft_probe_kvm_pio(void *data, unsigned int rw, unsigned int port,
+		      unsigned int size, unsigned int count, const void *val);
+void ft_probe_kvm_mmio(void *data, int type, int len, u64 gpa, void *val);
+void ft_probe_kvm_cpuid(void *data, unsigned int function, unsigned int index,
+			unsigned long rax, unsigned long rbx, unsigned long rcx,
+			unsigned long rdx, bool found, bool used_max_basic);
+void ft_probe_kvm_msr(void *data, unsigned int write, u32 ecx, u64 val,
+		      bool exception);
+void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
+			   bool reinjected);
+void ft_probe_kvm_userspace_exit(void *data, u32 reason, int err);
+void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
+	       const void *data, u32 data_len, bool sync);
+void ft_record_fail(struct ft_vm *ft, u32 error);
+struct ft_vm *ft_record_target(struct kvm_vcpu *vcpu);
+int ft_cpuid_check(struct kvm_vcpu *vcpu);
+
+/* svm.c */
+int ft_svm_init(void);
+void ft_svm_uninit(void);
+int ft_svm_arm(void);
+int ft_svm_check_vcpu(struct kvm_vcpu *vcpu);
+u64 ft_svm_exit_code(struct kvm_vcpu *vcpu);
+bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector);
+void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
+			bool force_immediate_exit);
+
+/* hooks.c */
+int ft_hooks_init(void);
+void ft_hooks_uninit(void);
+unsigned long ft_lookup_symbol(const char *name);
+
+/* genl.c */
+int ft_genl_init(void);
+void ft_genl_uninit(void);
+void ft_genl_event(struct ft_vm *ft, u32 event);
+
+#endif /* FT_H */

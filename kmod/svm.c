@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * AMD SVM specifics: the vcpu_svm layout, the RDTSC intercept in vmcb01 and
+ * its emulation.
+ *
+ * KVM 6.1 never intercepts RDTSC and has no handler for its exit. We set
+ * INTERCEPT_RDTSC in vmcb01 from the kvm_entry probe while a VM records, and
+ * emulate the exit entirely inside an ftrace callback on
+ * svm_invoke_exit_handler(vcpu, exit_code): the callback computes the
+ * guest's TSC, writes RAX/RDX, appends the record and points the saved IP at
+ * kvm_emulate_as_nop() (same first argument), which skips the instruction.
+ * No module code runs preemptibly on KVM's behalf, so unloading cannot race
+ * with a vCPU inside our text. RDTSCP stays hidden by CPUID: KVM intercepts
+ * it then and injects #UD itself.
+ */
+#include <linux/ftrace.h>
+#include <linux/kvm_host.h>
+#include <linux/module.h>
+#include <asm/svm.h>
+#include "svm/svm.h"		/* arch/x86/kvm: struct vcpu_svm of the target kernel */
+#include "kvm_cache_regs.h"
+#include "ft.h"
+
+/*
+ * Built against the target kernel's own svm.h, so every offset below is the
+ * real one; these pin down the assumptions that the code makes beyond it.
+ */
+static_assert(offsetof(struct vcpu_svm, vcpu) == 0);
+static_assert(__same_type(((struct vcpu_svm *)0)->vmcb01.ptr, struct vmcb *));
+static_assert(__same_type(((struct vcpu_svm *)0)->vmcb01.pa, unsigned long));
+static_assert(VMCB_INTERCEPTS == 0);
+static_assert(SVM_EXIT_RDTSC == 0x6e && SVM_EXIT_HLT == 0x78);
+
+static DEFINE_MUTEX(arm_lock);
+static struct module *vendor_mod;	/* kvm_amd, pinned while the hook is armed */
+static unsigned long exit_handler_ip;	/* svm_invoke_exit_handler */
+
+int ft_svm_check_vcpu(struct kvm_vcpu *vcpu)
+{
+	struct vcpu_svm *svm = to_svm(vcpu);
+	struct vmcb *vmcb = svm->vmcb01.ptr;
+
+	/* A build against a different layout fails this on real data. */
+	if (!vmcb || !virt_addr_valid(vmcb) || __pa(vmcb) != svm->vmcb01.pa) {
+		pr_err("vcpu_svm layout check failed: not the kernel this was built for\n");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+u64 ft_svm_exit_code(struct kvm_vcpu *vcpu)
+{
+	return to_svm(vcpu)->vmcb->control.exit_code;
+}
+
+/*
+ * True if the exit interrupted the delivery of external interrupt @vector,
+ * so KVM will inject it again (kvm_inj_virq then fires with reinjected).
+ */
+bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector)
+{
+	u32 ii = to_svm(vcpu)->vmcb->control.exit_int_info;
+
+	return (ii & SVM_EXITINTINFO_VALID) &&
+	       (ii & SVM_EXITINTINFO_TYPE_MASK) == SVM_EXITINTINFO_TYPE_INTR &&
+	       (ii & SVM_EXITINTINFO_VEC_MASK) == vector;
+}
+
+/* Called right before VMRUN (interrupts off) on vmcb01 (not in guest mode). */
+static void set_rdtsc_intercept(struct kvm_vcpu *vcpu, bool on)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb01.ptr;
+
+	if (vmcb_is_intercept(&vmcb->control, INTERCEPT_RDTSC) == on)
+		return;
+	if (on)
+		vmcb_set_intercept(&vmcb->control, INTERCEPT_RDTSC);
+	else
+		vmcb_clr_intercept(&vmcb->control, INTERCEPT_RDTSC);
+	/* The CPU reloads the intercept vectors only if their clean bit is 0. */
+	vmcb_mark_dirty(vmcb, VMCB_INTERCEPTS);
+}
+
+/*
+ * kvm_entry probe. Re-asserts the intercept at every entry (init_vmcb() on
+ * INIT/reset rewrites the vectors) and removes it at the first entry after
+ * detach, mode LIVE, or (via a tombstone) the release of the ft file.
+ * Nested guests (vmcb02 active) are left alone.
+ */
+void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
+			bool force_immediate_exit)
+{
+	struct ft_vm *ft = ft_vm_lookup(vcpu->kvm);
+
+	if (is_guest_mode(vcpu))
+		return;
+	if (!ft) {
+		if (unlikely(ft_tombs_pending()) && ft_tomb_take(vcpu))
+			set_rdtsc_intercept(vcpu, false);
+		return;
+	}
+	if (vcpu != ft->vcpu)		/* its first exit stops the VM */
+		return;
+	WRITE_ONCE(ft->run_task, current);
+	if (ft_vm_recording(ft)) {
+		/* CPUID may change until the first KVM_RUN, never after. */
+		if (unlikely(!test_bit(FT_S_CPUID_OK, &ft->state))) {
+			if (ft_cpuid_check(vcpu)) {
+				ft_record_fail(ft, KVM_FT_ERR_UNSUPPORTED);
+				return;
+			}
+			set_bit(FT_S_CPUID_OK, &ft->state);
+		}
+		/* Flag first: release reads it after an RCU grace period. */
+		set_bit(FT_S_INTERCEPT, &ft->state);
+		set_rdtsc_intercept(vcpu, true);
+	} else if (test_bit(FT_S_INTERCEPT, &ft->state)) {
+		set_rdtsc_intercept(vcpu, false);
+		clear_bit(FT_S_INTERCEPT, &ft->state);
+	}
+}
+
+static void emulate_rdtsc(struct kvm_vcpu *vcpu)
+{
+	struct kvm_ft_rec_tsc rec = {};
+	struct ft_vm *ft;
+	u64 tsc;
+
+	if (!is_guest_mode(vcpu))
+		tsc = kvm_read_l1_tsc(vcpu, rdtsc());
+	else	/* only if L1 does not intercept it: L2's own offset */
+		tsc = kvm_scale_tsc(rdtsc(), vcpu->arch.tsc_scaling_ratio) +
+		      vcpu->arch.tsc_offset;
+	kvm_rax_write(vcpu, (u32)tsc);
+	kvm_rdx_write(vcpu, tsc >> 32);
+
+	if (is_guest_mode(vcpu))
+		return;
+	ft = ft_record_target(vcpu);
+	if (!ft)
+		return;
+	rec.hdr.type = KVM_FT_REC_RDTSC;
+	rec.rip = kvm_rip_read(vcpu);
+	rec.tsc = tsc;
+	rec.insn = KVM_FT_INSN_RDTSC;
+	ft_record(ft, &rec.hdr, sizeof(rec), NULL, 0, true);
+}
+
+/* int svm_invoke_exit_handler(struct kvm_vcpu *vcpu, u64 exit_code) */
+static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
+			       struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+
+	if (!regs || regs->si != SVM_EXIT_RDTSC)
+		return;
+	/* ftrace already runs us preempt-disabled; make it explicit (RCU). */
+	preempt_disable_notrace();
+	emulate_rdtsc((struct kvm_vcpu *)regs->di);
+	preempt_enable_notrace();
+	regs->ip = (unsigned long)kvm_emulate_as_nop;
+}
+
+static struct ftrace_ops rdtsc_ops = {
+	.func = rdtsc_hook,
+	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY |
+		 FTRACE_OPS_FL_RECURSION,
+};
+
+/*
+ * Arm the RDTSC hook on first attach. The caller holds a VM reference, which
+ * pins the vendor module, so reading kvm_chardev_ops.owner cannot race with
+ * its unload; we then pin it ourselves until module exit.
+ */
+int ft_svm_arm(void)
+{
+	const struct file_operations *chardev;
+	struct module *owner;
+	unsigned long ip;
+	int r;
+
+	mutex_lock(&arm_lock);
+	if (vendor_mod) {
+		mutex_unlock(&arm_lock);
+		return 0;
+	}
+	r = -ENODEV;
+	chardev = (const void *)ft_lookup_symbol("kvm_chardev_ops");
+	owner = chardev ? chardev->owner : NULL;
+	if (!owner || strcmp(owner->name, "kvm_amd")) {
+		pr_info("KVM vendor module is %s: only kvm_amd (SVM) is supported\n",
+			owner ? owner->name : "missing");
+		goto out;
+	}
+	ip = ft_lookup_symbol("svm_invoke_exit_handler");
+	if (!ip || !try_module_get(owner))
+		goto out;
+	r = ftrace_set_filter_ip(&rdtsc_ops, ip, 0, 0);
+	if (!r) {
+		r = register_ftrace_function(&rdtsc_ops);
+		if (r)
+			ftrace_set_filter_ip(&rdtsc_ops, ip, 1, 0);
+	}
+	if (r) {
+		pr_warn("cannot hook svm_invoke_exit_handler: %d\n", r);
+		module_put(owner);
+		r = -ENODEV;
+		goto out;
+	}
+	exit_handler_ip = ip;
+	vendor_mod = owner;
+out:
+	mutex_unlock(&arm_lock);
+	return r;
+}
+
+int ft_svm_init(void)
+{
+	if (!boot_cpu_has(X86_FEATURE_SVM)) {
+		pr_info("this host has no AMD SVM; kvm_ft supports only SVM\n");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+void ft_svm_uninit(void)
+{
+	if (!vendor_mod)
+		return;
+	/* Waits (RCU tasks) until no CPU can be inside rdtsc_hook. */
+	unregister_ftrace_function(&rdtsc_ops);
+	ftrace_set_filter_ip(&rdtsc_ops, exit_handler_ip, 1, 0);
+	module_put(vendor_mod);
+	vendor_mod = NULL;
+}
