@@ -332,12 +332,22 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 	/* Probes run with preemption disabled: after this none can see ft. */
 	synchronize_rcu();
 	/*
-	 * FT_S_INTERCEPT is final now. Until the tombstone is visible a vCPU
-	 * entry may keep the intercept; its exits are still handled by our
-	 * ftrace hook, which stays armed while this file pins the module.
+	 * FT_S_INTERCEPT is final now. A vCPU outside KVM_RUN loses the
+	 * intercept here; a running one at its next entry, through a
+	 * tombstone. Until either happens its RDTSC exits are still handled
+	 * by our ftrace hook, which stays armed while this file pins the
+	 * module. Never block on vcpu->mutex: KVM_RUN may hold it for long.
 	 */
-	if (test_bit(FT_S_INTERCEPT, &ft->state))
-		tomb_add(ft);
+	if (test_bit(FT_S_INTERCEPT, &ft->state)) {
+		bool cleared = false;
+
+		if (mutex_trylock(&ft->vcpu->mutex)) {
+			cleared = ft_svm_clear_intercept_locked(ft->vcpu);
+			mutex_unlock(&ft->vcpu->mutex);
+		}
+		if (!cleared)
+			tomb_add(ft);
+	}
 	ft_ring_destroy(&ft->ring);
 	kvm_put_kvm(ft->kvm);
 	kmem_cache_free(ft_vm_cache, ft);

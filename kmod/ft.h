@@ -96,6 +96,7 @@ void ft_svm_uninit(void);
 int ft_svm_arm(void);
 int ft_svm_check_vcpu(struct kvm_vcpu *vcpu);
 u64 ft_svm_exit_code(struct kvm_vcpu *vcpu);
+bool ft_svm_clear_intercept_locked(struct kvm_vcpu *vcpu);
 bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector);
 void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 			bool force_immediate_exit);

@@ -82,6 +82,22 @@ static void set_rdtsc_intercept(struct kvm_vcpu *vcpu, bool on)
 }
 
 /*
+ * Remove our intercept from a vCPU that is outside KVM_RUN: the caller holds
+ * vcpu->mutex (KVM_RUN and every vCPU ioctl hold it), so nothing else writes
+ * vmcb01 now and the next VMRUN reloads the vectors (clean bit cleared).
+ * Returns false if the vCPU is in guest mode (vmcb02): the caller keeps a
+ * tombstone then.
+ */
+bool ft_svm_clear_intercept_locked(struct kvm_vcpu *vcpu)
+{
+	lockdep_assert_held(&vcpu->mutex);
+	if (is_guest_mode(vcpu))
+		return false;
+	set_rdtsc_intercept(vcpu, false);
+	return true;
+}
+
+/*
  * kvm_entry probe. Re-asserts the intercept at every entry (init_vmcb() on
  * INIT/reset rewrites the vectors) and removes it at the first entry after
  * detach, mode LIVE, or (via a tombstone) the release of the ft file.
