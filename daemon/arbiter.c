@@ -359,6 +359,8 @@ static int write_single(struct ft_arb *a, struct ft_arb_rec *r)
 	if (ret && ret != -EBADMSG)
 		return ret;
 	r->seq = ret ? 1 : old.seq + 1;
+	if (r->kind == FT_ARB_K_HEARTBEAT)
+		r->x = r->seq;
 	return write_rec(a, r);
 }
 
@@ -428,7 +430,7 @@ static int ballot_round(struct ft_arb *a, uint64_t epoch, unsigned int *winner)
 	return 0;
 }
 
-int ft_arb_run_ballot(struct ft_arb *a, uint64_t epoch, unsigned int *winner)
+int ft_arb_ballot_once(struct ft_arb *a, uint64_t epoch, unsigned int *winner)
 {
 	struct ft_arb_epoch er;
 	unsigned int w;
@@ -436,31 +438,39 @@ int ft_arb_run_ballot(struct ft_arb *a, uint64_t epoch, unsigned int *winner)
 
 	if (!valid_node(a->node))
 		return -EPERM;
-	a->st.ballots++;
-	for (;;) {
-		ret = ft_arb_read_epoch(a, &er);
-		if (ret)
-			return ret;
-		if (er.epoch > epoch)
-			return -ESTALE;
-		if (er.epoch < epoch)
-			return -EAGAIN;
-		ret = ft_arb_decided(a, epoch, &w);
-		if (ret)
-			return ret;
-		if (w) {
-			a->st.known++;
-			*winner = w;
-			return 0;
-		}
-		hook(a, FT_ARB_PT_START, epoch, 0);
-		a->st.rounds++;
-		ret = ballot_round(a, epoch, winner);
-		if (ret <= 0)
-			return ret;
-		a->st.aborts++;
-		backoff(a);
+	ret = ft_arb_read_epoch(a, &er);
+	if (ret)
+		return ret;
+	if (er.epoch > epoch)
+		return -ESTALE;
+	if (er.epoch < epoch)
+		return -EAGAIN;
+	ret = ft_arb_decided(a, epoch, &w);
+	if (ret)
+		return ret;
+	if (w) {
+		a->st.known++;
+		*winner = w;
+		return 0;
 	}
+	hook(a, FT_ARB_PT_START, epoch, 0);
+	a->st.rounds++;
+	ret = ballot_round(a, epoch, winner);
+	if (ret > 0) {
+		a->st.aborts++;
+		return -EBUSY;
+	}
+	return ret;
+}
+
+int ft_arb_run_ballot(struct ft_arb *a, uint64_t epoch, unsigned int *winner)
+{
+	int ret;
+
+	a->st.ballots++;
+	while ((ret = ft_arb_ballot_once(a, epoch, winner)) == -EBUSY)
+		backoff(a);
+	return ret;
 }
 
 int ft_arb_advance_epoch(struct ft_arb *a, uint64_t new_epoch,
@@ -506,16 +516,7 @@ int ft_arb_heartbeat_write(struct ft_arb *a, uint64_t epoch, uint32_t state)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	r.y = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	r.slot = FT_ARB_SLOT_HEARTBEAT + a->node - 1;
-	/* counter == seq: both count this slot's writes */
-	{
-		struct ft_arb_rec old;
-		int ret = read_rec(a, r.slot, r.kind, &old);
-
-		if (ret && ret != -EBADMSG)
-			return ret;
-		r.seq = r.x = ret ? 1 : old.seq + 1;
-	}
-	return write_rec(a, &r);
+	return write_single(a, &r);	/* also sets the counter (x) */
 }
 
 int ft_arb_heartbeat_read(struct ft_arb *a, unsigned int node,

@@ -35,7 +35,15 @@
  *   -EAGAIN   ft_arb_run_ballot() asked for an epoch the disk has not reached
  *   -EPERM    node 0 (observer) tried to write, or a non-winner tried to
  *             advance the epoch
+ *   -EBUSY    ft_arb_ballot_once(): the round was preempted by the peer
  *   -EIO etc. from the disk; the ballot never turns an I/O error into a win
+ *
+ * Every call does synchronous I/O and blocks until the disk answers (a round
+ * is about 10 record I/Os; ft_arb_run_ballot() also sleeps between preempted
+ * rounds). An event loop should call ft_arb_ballot_once() from a worker
+ * thread or child process if the disk may hang, and treat a missing answer as
+ * "undecided", never as a win. A handle is not thread-safe; each node must
+ * have at most one handle (process) running ballots at a time.
  */
 #ifndef FT_ARBITER_H
 #define FT_ARBITER_H
@@ -211,6 +219,14 @@ int ft_arb_read_epoch(struct ft_arb *a, struct ft_arb_epoch *e);
  * wait and call again).
  */
 int ft_arb_run_ballot(struct ft_arb *a, uint64_t epoch, unsigned int *winner);
+
+/*
+ * One round of the same ballot, without sleeping: for an event loop that
+ * schedules its own randomized retry. Returns as ft_arb_run_ballot(), plus
+ * -EBUSY when the peer's larger ballot preempted this round (nothing is
+ * decided for the caller; retry after a random 50-500 ms).
+ */
+int ft_arb_ballot_once(struct ft_arb *a, uint64_t epoch, unsigned int *winner);
 
 /*
  * Reads decision[node] (node 1 or 2). A slot holding another epoch is

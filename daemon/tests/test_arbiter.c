@@ -30,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +45,7 @@
 #define CRASH_EXIT	77
 
 static char area[4096];
+static uint32_t dev_ssz;	/* FT_ARB_DEV: a block device's logical sector */
 static const uint8_t uuid[16] = { 0x6b, 0x76, 0x6d, 0x5f, 0x66, 0x74, 0x01,
 				  0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
 				  0x09, 0x0a };
@@ -106,9 +110,10 @@ static void scribble(unsigned int slot, unsigned int off, unsigned int len)
 		close(fd);
 }
 
+/* On a block device every format detects the sector size itself. */
 static int format(uint32_t ssz)
 {
-	int ret = ft_arb_format(area, uuid, ssz, 1);
+	int ret = ft_arb_format(area, uuid, dev_ssz ? 0 : ssz, 1);
 
 	if (ret)
 		printf("# format: %s\n", strerror(-ret));
@@ -136,6 +141,8 @@ static void test_roundtrip(uint32_t ssz)
 	unsigned int w = 9;
 	FILE *f;
 
+	if (dev_ssz)
+		ssz = dev_ssz;
 	ok(format(ssz) == 0, "format %u B sectors", ssz);
 	a = open_node(1);
 	o = open_node(0);
@@ -380,6 +387,55 @@ static void test_scenario_doc_rule(void)
 	ft_arb_close(n2);
 }
 
+/* ft_arb_ballot_once() preempted mid-round: -EBUSY, then the peer's value. */
+struct once_ctx {
+	bool fired;
+	int r2;
+	unsigned int w2;
+};
+
+static void once_at(void *ctx, enum ft_arb_point pt, uint64_t e, uint64_t m)
+{
+	struct once_ctx *c = ctx;
+	struct ft_arb *n2;
+
+	(void)e;
+	(void)m;
+	if (pt != FT_ARB_PT_P1_WRITTEN || c->fired)
+		return;
+	c->fired = true;
+	n2 = open_node(2);
+	if (n2)
+		c->r2 = ft_arb_ballot_once(n2, 1, &c->w2);
+	ft_arb_close(n2);
+}
+
+static void test_ballot_once(void)
+{
+	struct once_ctx c = { .r2 = 1 };
+	struct ft_arb_hooks h = { .at = once_at, .ctx = &c };
+	struct ft_arb *n1;
+	struct ft_arb_stats st;
+	unsigned int w = 0;
+	int ret;
+
+	format(4096);
+	n1 = open_node(1);
+	if (!n1)
+		return;
+	ft_arb_set_hooks(n1, &h);
+	ret = ft_arb_ballot_once(n1, 1, &w);
+	ok(c.fired && c.r2 == 0 && c.w2 == 2,
+	   "node 2 ran a whole round inside node 1's round and won");
+	ok(ret == -EBUSY && w == 0, "node 1's preempted round: -EBUSY (%d)",
+	   ret);
+	ret = ft_arb_ballot_once(n1, 1, &w);
+	ft_arb_get_stats(n1, &st);
+	ok(ret == 0 && w == 2 && st.rounds == 1 && st.aborts == 1 &&
+	   st.known == 1, "next call learns winner 2 from the decision");
+	ft_arb_close(n1);
+}
+
 static void test_corruption(void)
 {
 	struct ft_arb *n1, *n2;
@@ -594,14 +650,23 @@ static void child(unsigned int node, uint64_t epoch, int go_fd,
 	ft_arb_set_backoff(a, 0, 3);
 	ft_arb_set_seed(a, p->seed);
 	ft_arb_set_hooks(a, &h);
-	/* the daemon's loop: an I/O error means wait and ballot again */
+	/*
+	 * The daemon's loop: an I/O error means wait and ballot again. Half
+	 * the nodes drive single rounds with their own backoff, as an event
+	 * loop would.
+	 */
 	do {
-		ret = ft_arb_run_ballot(a, epoch, &res->winner);
+		if (p->seed & 1)
+			ret = ft_arb_ballot_once(a, epoch, &res->winner);
+		else
+			ret = ft_arb_run_ballot(a, epoch, &res->winner);
 		if (ret == -EIO) {
 			p->eio_pct /= 2;
 			sleep_us(200);
+		} else if (ret == -EBUSY) {
+			sleep_us(rnd_below(3000));
 		}
-	} while (ret == -EIO);
+	} while (ret == -EIO || ret == -EBUSY);
 	res->ns = now_ns() - t0;
 	ft_arb_get_stats(a, &st);
 	res->ret = ret;
@@ -939,25 +1004,56 @@ static int pick_dir(void)
 	return -1;
 }
 
+static int use_dev(const char *dev)
+{
+	struct stat st;
+	int fd, v = 0;
+
+	snprintf(area, sizeof(area), "%s", dev);
+	fd = open(dev, O_RDONLY);
+	if (fd < 0 || fstat(fd, &st) || !S_ISBLK(st.st_mode) ||
+	    ioctl(fd, BLKSSZGET, &v)) {
+		printf("# FT_ARB_DEV=%s is not a usable block device\n", dev);
+		return -1;
+	}
+	close(fd);
+	dev_ssz = (uint32_t)v;
+	return 0;
+}
+
 int main(void)
 {
+	const char *dev = getenv("FT_ARB_DEV");
+	struct ft_arb *a = NULL;
+
 	rng_state = tap_seed();
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (pick_dir()) {
-		printf("1..0 # SKIP no directory supports O_DIRECT files\n");
-		return 4;
+	if (dev ? use_dev(dev) : pick_dir()) {
+		printf("1..0 # SKIP no O_DIRECT area\n");
+		return dev ? 1 : 4;
 	}
-	printf("# area %s\n", area);
+	printf("# area %s, sector size %u\n", area, dev_ssz ? dev_ssz : 4096);
+	ok(!ft_arb_format(area, uuid, 0, 1) && !ft_arb_open(area, 0, &a) &&
+	   ft_arb_sector_size(a) == (dev_ssz ? dev_ssz : 4096),
+	   "format with sector size 0 picks %s",
+	   dev_ssz ? "BLKSSZGET" : "4096 on a regular file");
+	ft_arb_close(a);
+	if (dev_ssz > 512)
+		ok(ft_arb_format(area, uuid, 512, 1) == -EINVAL,
+		   "format refuses 512 B records on a %u B-sector device",
+		   dev_ssz);
 	test_crc();
 	test_roundtrip(4096);
 	test_roundtrip(512);
 	test_ballot_and_epochs();
 	test_stale_peer();
 	test_scenario_doc_rule();
+	test_ballot_once();
 	test_corruption();
 	test_io_errors();
 	test_races();
 	measure();
-	unlink(area);
+	if (!dev_ssz)
+		unlink(area);
 	return tap_done();
 }
