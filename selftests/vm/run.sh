@@ -57,13 +57,16 @@ trap 'rm -f "$inputs"' EXIT
 names=$(for b in "$@"; do echo "${b#"$out"/}"; done)
 
 # Rebuild the image only when an input's content, the test list or the
-# timeout changed.
+# timeout changed. Several runs may share $BUILD (engineers and CI in one
+# tree): the build is serialised with a lock and the image replaced
+# atomically; every run has its own side channel and console log.
 key=$( { cat "$inputs"; echo "$test_timeout"; cut -d' ' -f1 "$inputs" | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
 mkdir -p "$vmdir"
 initrd=$vmdir/initrd.gz
+exec 9> "$vmdir/.lock"
+flock 9
 if [ ! -e "$initrd" ] || [ "$(cat "$vmdir/initrd.key" 2>/dev/null)" != "$key" ]; then
-	root=$vmdir/root
-	rm -rf "$root"
+	root=$(mktemp -d "$vmdir/root.XXXXXX")
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc/ft,lib/modules,tests}
 	while read -r src dst; do
 		mkdir -p "$root/$(dirname "$dst")"
@@ -76,15 +79,22 @@ if [ ! -e "$initrd" ] || [ "$(cat "$vmdir/initrd.key" 2>/dev/null)" != "$key" ];
 	echo "$test_timeout" > "$root/etc/ft/timeout"
 	echo "$names" > "$root/etc/ft/tests"
 	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
+	rm -rf "$root"
 	mv "$initrd.tmp" "$initrd"
 	echo "$key" > "$vmdir/initrd.key"
 	echo "run.sh: built $initrd ($(du -k "$initrd" | cut -f1) KiB)" >&2
 fi
+# Our own hard link: a concurrent rebuild replaces the name, not this file.
+rundir=$(mktemp -d "$vmdir/run.XXXXXX")
+ln "$initrd" "$rundir/initrd.gz"
+flock -u 9
+exec 9>&-
+initrd=$rundir/initrd.gz
+trap 'rm -f "$inputs"; rm -rf "$rundir"' EXIT
 
 nonce=$(od -An -tx8 -N8 /dev/urandom | tr -d ' ')
-side=$vmdir/side-channel
-console=$vmdir/console.log
-rm -f "$side"
+side=$rundir/side-channel
+console=$rundir/console.log
 append="console=ttyS0 quiet panic=-1 panic_on_warn=1 oops=panic softlockup_panic=1 ft.nonce=$nonce"
 # KVM_FT_* variables (KVM_FT_SEED, KVM_FT_BP_RECORDS, ...) reach the tests.
 for v in $(compgen -e | grep '^KVM_FT_' || true); do
@@ -99,6 +109,7 @@ timeout -k 5 "$vm_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1
 qrc=${PIPESTATUS[0]}
 set -e
 elapsed=$(( $(date +%s) - start ))
+cp "$console" "$vmdir/console.log.tmp.$$" && mv "$vmdir/console.log.tmp.$$" "$vmdir/console.log"
 
 result=$(grep '^RESULT ' "$side" 2>/dev/null | tail -n1 || true)
 if [ -n "$result" ]; then
