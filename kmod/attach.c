@@ -237,11 +237,14 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	r = ft_svm_check_vcpu(vcpu);
 	if (r)
 		goto err_put_kvm;
-	if (!(a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)) {
-		/* vcpu->mutex keeps KVM_SET_CPUID2 from freeing the entries. */
-		r = mutex_lock_killable(&vcpu->mutex);
-		if (r)
-			goto err_put_kvm;
+	/*
+	 * vcpu->mutex keeps KVM_SET_CPUID2 from freeing the entries. If the
+	 * vCPU is busy (KVM_RUN may hold the mutex for long), the kvm_entry
+	 * probe checks at the first entry instead and stops the VM with
+	 * KVM_FT_ERR_UNSUPPORTED; attach never blocks on a running vCPU.
+	 */
+	if (!(a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) &&
+	    mutex_trylock(&vcpu->mutex)) {
 		r = ft_cpuid_check(vcpu);
 		mutex_unlock(&vcpu->mutex);
 		if (r)
@@ -261,10 +264,15 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	ft->vcpu = vcpu;
 	ft->mode = KVM_FT_MODE_RECORD;
 	ft->vm_pid = kvm->userspace_pid;
-	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) {
+	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
 		ft->info_flags |= KVM_FT_INFO_F_UNSAFE_CPUID;
+	/*
+	 * Checked with the mutex held and KVM_SET_CPUID2 is refused once the
+	 * vCPU ran: only a later KVM_SET_CPUID2 before the first KVM_RUN could
+	 * change it, and the first-entry check catches that.
+	 */
+	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
 		set_bit(FT_S_CPUID_OK, &ft->state);
-	}
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
