@@ -298,6 +298,7 @@ int chan_tx_pump(struct conn *k)
 		if (c->hb_pending) {
 			struct ft_heartbeat hb = {
 				.sent_ns = ft_now_us() * 1000, .echo_ns = c->peer_hb_ns,
+				.echo_hold_ns = c->peer_hb_ns ? ft_now_us() * 1000 - c->peer_hb_rx_ns : 0,
 				.role = c->cfg.role,
 				.head_seq = c->cfg.sender ? c->hw.seq - 1 : c->stored_seq,
 			};
@@ -367,6 +368,7 @@ static void session_start(struct conn *k)
 	c->dial_fail_logged = false;
 	snprintf(c->st.peer, sizeof(c->st.peer), "%s", k->peer);
 	c->st.last_rx_us = ft_now_us();
+	c->peer_hb_ns = 0;
 	if (!c->cfg.sender) {
 		/* Tell the sender where we are: it resumes after this seq. */
 		c->ack_pending = true;

@@ -78,6 +78,7 @@ struct ft_chan_stats {
 	uint64_t sessions, rejects, window_full, ring_full;
 	char last_reject[32];
 	uint64_t last_rx_us;		/* CLOCK_MONOTONIC of the last authenticated frame */
+	uint64_t max_rx_gap_us;		/* longest silence between frames within sessions */
 	uint64_t ack_rtt_us;		/* last frame-send -> covering-ack time */
 	uint64_t hb_rtt_us;		/* last heartbeat round trip */
 	uint32_t peer_role;

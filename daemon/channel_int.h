@@ -51,7 +51,7 @@ struct ft_chan {
 	/* receiver */
 	uint64_t stored_seq, acked_sent;
 	bool ack_pending, ack_on, hb_pending;
-	uint64_t peer_hb_ns;
+	uint64_t peer_hb_ns, peer_hb_rx_ns;
 	struct ft_chan_stats st;
 };
 

@@ -153,8 +153,12 @@ static int on_frame(struct conn *k, uint8_t *f)
 			      "%s frame of epoch %llu in a session of epoch %llu",
 			      ft_frame_type_name(h.type), (unsigned long long)h.epoch,
 			      (unsigned long long)c->cfg.epoch);
+	uint64_t now = ft_now_us();
+
 	c->st.rx_frames++;
-	c->st.last_rx_us = ft_now_us();
+	if (now - c->st.last_rx_us > c->st.max_rx_gap_us)
+		c->st.max_rx_gap_us = now - c->st.last_rx_us;
+	c->st.last_rx_us = now;
 	plen = h.len - sizeof(h) - FT_FRAME_TAG;
 	switch (h.type) {
 	case FT_F_LOG:
@@ -168,9 +172,11 @@ static int on_frame(struct conn *k, uint8_t *f)
 			return chan_reject(k, "bad-heartbeat", EPROTO, h.epoch, "heartbeat of %zu bytes", plen);
 		memcpy(&hb, f + sizeof(h), sizeof(hb));
 		c->peer_hb_ns = hb.sent_ns;
+		c->peer_hb_rx_ns = now * 1000;
 		c->st.peer_role = hb.role;
-		if (hb.echo_ns && hb.echo_ns <= ft_now_us() * 1000)
-			c->st.hb_rtt_us = (ft_now_us() * 1000 - hb.echo_ns) / 1000;
+		/* our timestamp came back: RTT minus the time it sat at the peer */
+		if (hb.echo_ns && hb.echo_ns + hb.echo_hold_ns <= now * 1000)
+			c->st.hb_rtt_us = (now * 1000 - hb.echo_ns - hb.echo_hold_ns) / 1000;
 		return 0;
 	}
 	}

@@ -81,6 +81,7 @@ struct ft_heartbeat {
 	uint32_t role;		/* sender's enum ft_role */
 	uint32_t reserved;
 	uint64_t head_seq;	/* primary: last seq read from the ring */
+	uint64_t echo_hold_ns;	/* how long echo_ns waited here before this frame */
 };
 
 const char *ft_frame_type_name(unsigned int type);

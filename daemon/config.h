@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * /etc/ftd/ftd.conf: one `key = value` per line, `#` starts a comment.
+ *
+ *   node_id            1 or 2 (required)
+ *   role               primary | backup: the role at start (required)
+ *   listen             address:port the backup accepts the channel on
+ *                      ("127.0.0.1:7000", "[::1]:7000"; required)
+ *   peer               address:port of the other ftd (required)
+ *   key_file           64 hex digits, mode 0600 (required)
+ *   ring               the log ring: file:/path (a ring file laid out as the
+ *                      uapi says; the backup's replay ring, or a test ring)
+ *                      (required; vm: sources arrive with the VMM work)
+ *   ring_order         log2 of the data area when ftd creates the ring file
+ *                      (16..26, default 20)
+ *   shared_disk        the arbitration area (optional; without it this node
+ *                      can never go live after losing its peer)
+ *   epoch              epoch to start in when there is no shared disk (default 1)
+ *   heartbeat_interval default 100ms (10ms..10s)
+ *   peer_timeout       default 500ms; at least 3 heartbeat intervals
+ *   backup_delay       backup waits this long before its ballot (default
+ *                      peer_timeout/2: the incumbent's bias)
+ *   max_lag_records    unacked records in flight (default 65536)
+ *   max_lag_bytes      unacked bytes in flight (default 4M; K/M/G suffixes)
+ *   status_socket      default /run/ftd/ftd.sock
+ *   log_level          err | warning | notice | info | debug (default info)
+ *
+ * Durations take us, ms or s suffixes (a bare number is ms).
+ */
+#ifndef FTD_CONFIG_H
+#define FTD_CONFIG_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "role.h"
+
+struct ft_config {
+	uint32_t node_id;
+	enum ft_role role;
+	struct sockaddr_storage listen, peer;
+	socklen_t listen_len, peer_len;
+	char listen_str[80], peer_str[80];
+	char key_file[PATH_MAX];
+	char ring[PATH_MAX];		/* path of the ring file */
+	unsigned int ring_order;
+	char shared_disk[PATH_MAX];
+	uint64_t epoch;
+	uint64_t heartbeat_us, peer_timeout_us, backup_delay_us;
+	uint32_t max_lag_records;
+	uint64_t max_lag_bytes;
+	char status_socket[PATH_MAX];
+	int log_level;
+};
+
+/* 0, or -errno with a sentence naming the file, line and key in err. */
+int ft_config_load(const char *path, struct ft_config *c, char *err, size_t errlen);
+/* Same, from a string (tests). name is used in messages. */
+int ft_config_parse(const char *text, const char *name, struct ft_config *c, char *err, size_t errlen);
+
+int ft_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+int ft_parse_duration_us(const char *s, uint64_t *us);
+int ft_parse_size(const char *s, uint64_t *bytes);
+
+#endif

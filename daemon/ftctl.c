@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ftctl — query and steer ftd over its control socket (status.h).
+ *
+ *   ftctl [options] [COMMAND [ARGS]]       no command = status
+ *
+ * Options: -s, --socket PATH (default $FTD_SOCKET or /run/ftd/ftd.sock),
+ *          -j, --json, --color=auto|always|never, -h, --help.
+ *
+ * Exit codes:
+ *   0  done
+ *   1  usage error
+ *   2  ftd is not running (no socket, or nobody listening on it)
+ *   3  permission denied on the socket (it is root-only)
+ *   4  ftd refused the request (the message says why)
+ *   5  ftd answered something this ftctl does not understand
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdarg.h>
+
+enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO };
+
+static const char *sock_path = "/run/ftd/ftd.sock";
+static bool json, color;
+
+struct kv {
+	char *k, *v;
+};
+
+struct reply {
+	struct kv kv[128];
+	int n;
+};
+
+static int dial(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (strlen(sock_path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ftctl: socket path too long: %s\n", sock_path);
+		return -EX_USAGE;
+	}
+	strcpy(sa.sun_path, sock_path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		if (e == EACCES || e == EPERM) {
+			fprintf(stderr, "ftctl: permission denied on %s: ftd's socket is root-only\n", sock_path);
+			return -EX_PERM;
+		}
+		fprintf(stderr, "ftctl: ftd is not running (%s: %s)\n", sock_path, strerror(e));
+		return -EX_NOFTD;
+	}
+	return fd;
+}
+
+/* Send one request; read the whole answer into a NUL-terminated buffer. */
+static int ask(const char *req, char **out)
+{
+	size_t len = 0, cap = 8192;
+	char *buf = malloc(cap);
+	int fd = dial();
+	ssize_t n;
+
+	if (fd < 0) {
+		free(buf);
+		return -fd;
+	}
+	if (write(fd, req, strlen(req)) < 0 || write(fd, "\n", 1) < 0) {
+		fprintf(stderr, "ftctl: cannot send to ftd: %s\n", strerror(errno));
+		close(fd);
+		free(buf);
+		return EX_NOFTD;
+	}
+	while ((n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 1024)
+			buf = realloc(buf, cap *= 2);
+	}
+	close(fd);
+	buf[len] = 0;
+	*out = buf;
+	return EX_OK;
+}
+
+static void parse(char *buf, struct reply *r)
+{
+	char *save = NULL;
+
+	r->n = 0;
+	for (char *line = strtok_r(buf, "\n", &save); line && r->n < 128; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (!eq)
+			continue;
+		*eq = 0;
+		r->kv[r->n++] = (struct kv){ line, eq + 1 };
+	}
+}
+
+static const char *get(const struct reply *r, const char *k)
+{
+	for (int i = 0; i < r->n; i++)
+		if (!strcmp(r->kv[i].k, k))
+			return r->kv[i].v;
+	return NULL;
+}
+
+static unsigned long long num(const struct reply *r, const char *k)
+{
+	const char *v = get(r, k);
+
+	return v ? strtoull(v, NULL, 10) : 0;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static bool is_num(const char *s)
+{
+	if (!*s || (s[0] == '0' && s[1]))
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static void print_json(const struct reply *r)
+{
+	printf("{");
+	for (int i = 0; i < r->n; i++) {
+		printf(i ? ", " : "");
+		json_str(r->kv[i].k);
+		printf(": ");
+		if (is_num(r->kv[i].v))
+			printf("%s", r->kv[i].v);
+		else
+			json_str(r->kv[i].v);
+	}
+	printf("}\n");
+}
+
+static const char *human_bytes(unsigned long long b, char *buf, size_t len)
+{
+	if (b >= 1 << 20)
+		snprintf(buf, len, "%.1f MiB", b / 1048576.0);
+	else if (b >= 1 << 10)
+		snprintf(buf, len, "%.1f KiB", b / 1024.0);
+	else
+		snprintf(buf, len, "%llu B", b);
+	return buf;
+}
+
+__attribute__((format(printf, 1, 2)))
+static void warn_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("%s!! ", color ? "\033[1;31m" : "");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("%s\n", color ? "\033[0m" : "");
+}
+
+static int refused(const struct reply *r)
+{
+	const char *res = get(r, "result");
+
+	if (res && !strcmp(res, "error")) {
+		fprintf(stderr, "ftctl: ftd refused: %s\n", get(r, "message") ? get(r, "message") : "?");
+		return EX_REFUSED;
+	}
+	return EX_OK;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct reply r;
+	char *buf, b1[32], b2[32], b3[32];
+	const char *role, *ps, *ch;
+	int ret;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "ftctl: status takes no arguments\n");
+		return EX_USAGE;
+	}
+	if ((ret = ask("status", &buf)))
+		return ret;
+	parse(buf, &r);
+	if ((ret = refused(&r)) || !(role = get(&r, "role"))) {
+		if (!ret)
+			fprintf(stderr, "ftctl: unexpected answer from ftd\n");
+		free(buf);
+		return ret ? ret : EX_PROTO;
+	}
+	if (json) {
+		print_json(&r);
+		free(buf);
+		return EX_OK;
+	}
+	ps = get(&r, "peer_state");
+	ch = get(&r, "channel");
+	printf("ftd node %llu: %s%s%s, epoch %llu\n", num(&r, "node_id"), color ? "\033[1m" : "", role,
+	       color ? "\033[0m" : "", num(&r, "epoch"));
+	/* What is wrong comes first. */
+	if (!strcmp(role, "halted"))
+		warn_line("halted: this node lost arbitration or was fenced; it emits nothing");
+	if (!strcmp(role, "arbitrating"))
+		warn_line("arbitration in progress: %s (%llu attempts)", get(&r, "arbitration"),
+			  num(&r, "arbitration_attempts"));
+	if (ps && !strcmp(ps, "dead"))
+		warn_line("peer %s declared DEAD: no traffic for %llu ms (timeout %llu ms)", get(&r, "peer"),
+			  num(&r, "heartbeat_age_ms"), num(&r, "peer_timeout_ms"));
+	else if (ps && !strcmp(ps, "never-seen"))
+		warn_line("peer %s never seen: not protected yet", get(&r, "peer"));
+	else if (ch && strcmp(ch, "up"))
+		warn_line("channel to %s is %s (%llu sessions so far)", get(&r, "peer"), ch,
+			  num(&r, "sessions"));
+	if (num(&r, "rejects"))
+		warn_line("%llu frames rejected, last for %s (details: ftctl events)", num(&r, "rejects"),
+			  get(&r, "last_reject") ? get(&r, "last_reject") : "?");
+	if (num(&r, "lag_records") * 2 > num(&r, "max_lag_records"))
+		warn_line("backup lags %llu records (window %llu)", num(&r, "lag_records"),
+			  num(&r, "max_lag_records"));
+	printf("  peer         node %llu at %s, channel %s, heartbeat %llu ms ago "
+	       "(every %llu ms, dead after %llu ms)\n",
+	       num(&r, "peer_node"), get(&r, "peer"), ch ? ch : "?", num(&r, "heartbeat_age_ms"),
+	       num(&r, "heartbeat_interval_ms"), num(&r, "peer_timeout_ms"));
+	printf("  log          seq %llu, acked %llu, lag %llu records / %s / %llu ms (window %llu records / %s)\n",
+	       num(&r, "log_seq"), num(&r, "acked_seq"), num(&r, "lag_records"),
+	       human_bytes(num(&r, "lag_bytes"), b1, sizeof(b1)), num(&r, "lag_ms"),
+	       num(&r, "max_lag_records"), human_bytes(num(&r, "max_lag_bytes"), b2, sizeof(b2)));
+	printf("  bandwidth    %s/s, %llu records/s; ack rtt %llu us, heartbeat rtt %llu us\n",
+	       human_bytes(num(&r, "bandwidth_bytes_per_s"), b3, sizeof(b3)),
+	       num(&r, "bandwidth_records_per_s"), num(&r, "ack_rtt_us"), num(&r, "heartbeat_rtt_us"));
+	printf("  channel      %llu sessions, %llu rejected, %llu window-full stalls, max heartbeat gap %llu ms\n",
+	       num(&r, "sessions"), num(&r, "rejects"), num(&r, "window_full"), num(&r, "max_heartbeat_gap_ms"));
+	printf("  arbitration  %s (shared disk %s)\n", get(&r, "arbitration"), get(&r, "shared_disk"));
+	free(buf);
+	return EX_OK;
+}
+
+static int cmd_failover(int argc, char **argv)
+{
+	struct reply r;
+	char *buf;
+	int ret;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "ftctl: failover takes no arguments\n");
+		return EX_USAGE;
+	}
+	if ((ret = ask("failover", &buf)))
+		return ret;
+	parse(buf, &r);
+	ret = refused(&r);
+	if (!ret && (!get(&r, "result") || strcmp(get(&r, "result"), "ok")))
+		ret = EX_PROTO;
+	if (json)
+		print_json(&r);
+	else if (!ret)
+		printf("failover started\n");
+	free(buf);
+	return ret;
+}
+
+static int cmd_events(int argc, char **argv)
+{
+	bool follow = argc > 1 && (!strcmp(argv[1], "--follow") || !strcmp(argv[1], "-f"));
+	char line[1024];
+	FILE *f;
+	int fd;
+
+	if (argc > 2 || (argc == 2 && !follow)) {
+		fprintf(stderr, "ftctl: usage: events [--follow]\n");
+		return EX_USAGE;
+	}
+	fd = dial();
+	if (fd < 0)
+		return -fd;
+	dprintf(fd, follow ? "events follow\n" : "events\n");
+	f = fdopen(fd, "r");
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long seq, ms;
+		int prio, off = 0;
+
+		line[strcspn(line, "\n")] = 0;
+		if (sscanf(line, "%llu %llu %d %n", &seq, &ms, &prio, &off) != 3 || !off) {
+			fclose(f);
+			fprintf(stderr, "ftctl: unexpected answer from ftd\n");
+			return EX_PROTO;
+		}
+		if (json) {
+			printf("{\"seq\": %llu, \"time_ms\": %llu, \"priority\": %d, \"message\": ", seq, ms, prio);
+			json_str(line + off);
+			printf("}\n");
+		} else {
+			time_t t = (time_t)(ms / 1000);
+			char ts[32];
+
+			strftime(ts, sizeof(ts), "%F %T", localtime(&t));
+			printf("%s%s.%03llu %s%s\n", color && prio <= 4 ? "\033[1;31m" : "", ts, ms % 1000,
+			       line + off, color && prio <= 4 ? "\033[0m" : "");
+		}
+		fflush(stdout);
+	}
+	fclose(f);
+	return EX_OK;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} cmds[] = {
+	{ "status", cmd_status, "role, epoch, peer, heartbeat, log/acked/lag, bandwidth, arbitration" },
+	{ "failover", cmd_failover, "planned failover: swap primary and backup" },
+	{ "events", cmd_events, "ftd's recent events; --follow keeps streaming new ones" },
+	{ "help", cmd_help, "this text" },
+};
+
+static int cmd_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("usage: ftctl [-s SOCKET] [-j|--json] [--color=auto|always|never] [COMMAND]\n\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		printf("  %-10s %s\n", cmds[i].name, cmds[i].help);
+	printf("\nWithout a command: status. Socket: $FTD_SOCKET or /run/ftd/ftd.sock.\n"
+	       "Exit: 0 ok, 1 usage, 2 ftd not running, 3 permission denied,\n"
+	       "      4 ftd refused the request, 5 unexpected answer.\n");
+	return EX_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "color", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	const char *colormode = "auto";
+	char *def[] = { "status", NULL };
+	int opt;
+
+	if (getenv("FTD_SOCKET"))
+		sock_path = getenv("FTD_SOCKET");
+	/* '+': options end at the command, whose own options follow it */
+	while ((opt = getopt_long(argc, argv, "+s:jh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's': sock_path = optarg; break;
+		case 'j': json = true; break;
+		case 'C': colormode = optarg; break;
+		case 'h': return cmd_help(0, NULL);
+		default: return EX_USAGE;
+		}
+	}
+	if (!strcmp(colormode, "always"))
+		color = true;
+	else if (!strcmp(colormode, "auto"))
+		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	else if (strcmp(colormode, "never")) {
+		fprintf(stderr, "ftctl: --color takes auto, always or never\n");
+		return EX_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (optind == argc) {
+		argc = 1;
+		argv = def;
+	} else {
+		argc -= optind;
+		argv += optind;
+	}
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j")) {
+			json = true;
+			memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
+			argc--;
+			i--;
+		}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[0], cmds[i].name))
+			return cmds[i].fn(argc, argv);
+	fprintf(stderr, "ftctl: unknown command '%s' (try ftctl help)\n", argv[0]);
+	return EX_USAGE;
+}
