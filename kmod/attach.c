@@ -318,7 +318,7 @@ err_put_kvm:
 	return r;
 }
 
-static void detach(struct ft_vm *ft)
+void ft_vm_detach(struct ft_vm *ft)
 {
 	mutex_lock(&ft->lock);
 	if (!test_and_set_bit(FT_S_DETACHED, &ft->state)) {
@@ -333,7 +333,7 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 {
 	struct ft_vm *ft = file->private_data;
 
-	detach(ft);
+	ft_vm_detach(ft);
 	mutex_lock(&ft_vms_lock);
 	hash_del_rcu(&ft->node);
 	mutex_unlock(&ft_vms_lock);
@@ -432,7 +432,7 @@ static long ft_vm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case KVM_FT_DETACH:
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;
-		detach(ft);
+		ft_vm_detach(ft);
 		return 0;
 	}
 	return -ENOTTY;

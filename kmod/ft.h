@@ -64,6 +64,7 @@ extern struct miscdevice ft_misc;
 int ft_attach_init(void);
 void ft_attach_uninit(void);
 long ft_attach(const struct kvm_ft_attach __user *uarg);
+void ft_vm_detach(struct ft_vm *ft);
 struct ft_vm *ft_vm_lookup(const struct kvm *kvm);
 struct ft_vm *ft_vm_lookup_task(const void *task);
 bool ft_tombs_pending(void);

@@ -91,10 +91,19 @@ struct ft_vm *ft_record_target(struct kvm_vcpu *vcpu)
  * module stay until the fput() at the end, and that fput() only defers the
  * final __fput() to later task_work, outside this function.
  */
+/*
+ * Our own reference is the last one: no fd and no mapping is left, nobody
+ * can ever read the ring again. Closing the last reference detaches.
+ */
+static bool orphaned(struct ft_vm *ft)
+{
+	return file_count(ft->file) == 1;
+}
+
 static bool wait_done(struct ft_vm *ft)
 {
 	return !ft_vm_recording(ft) || ft_ring_error(&ft->ring) ||
-	       ft_ring_free(&ft->ring) >= ft->ring.size / 4;
+	       orphaned(ft) || ft_ring_free(&ft->ring) >= ft->ring.size / 4;
 }
 
 static void wait_space(struct callback_head *cb)
@@ -120,6 +129,8 @@ static void wait_space(struct callback_head *cb)
 		}
 		ft_ring_set_flags(r, 0, KVM_FT_RING_F_WAITING);
 		ft_ring_add_wait(r, ktime_get_ns() - t0);
+		if (orphaned(ft))
+			ft_vm_detach(ft);
 		/* A ring that will never drain (bad consumer) stops the VM here. */
 		if (ft_vm_recording(ft) && ft_ring_error(r) &&
 		    !ft_ring_has_space(r, KVM_FT_RING_RESERVE) &&
