@@ -14,6 +14,8 @@
  *   3  permission denied on the socket (it is root-only)
  *   4  ftd refused the request (the message says why)
  *   5  ftd answered something this ftctl does not understand
+ *
+ * format-disk and disk work on the shared disk directly, without ftd.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <stdarg.h>
+#include <sys/random.h>
+#include "arbiter.h"
 
 enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO };
 
@@ -335,6 +339,50 @@ static int cmd_events(int argc, char **argv)
 	return EX_OK;
 }
 
+static int cmd_format_disk(int argc, char **argv)
+{
+	uint8_t uuid[16];
+	unsigned int first = 1;
+	int ret;
+
+	if (argc == 4 && !strcmp(argv[2], "--first-primary") && (!strcmp(argv[3], "1") || !strcmp(argv[3], "2")))
+		first = (unsigned int)(argv[3][0] - '0');
+	else if (argc != 2) {
+		fprintf(stderr, "ftctl: usage: format-disk PATH [--first-primary 1|2]\n");
+		return EX_USAGE;
+	}
+	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
+		fprintf(stderr, "ftctl: getrandom: %s\n", strerror(errno));
+		return EX_REFUSED;
+	}
+	ret = ft_arb_format(argv[1], uuid, 0, first);
+	if (ret) {
+		fprintf(stderr, "ftctl: cannot format %s: %s\n", argv[1], strerror(-ret));
+		return EX_REFUSED;
+	}
+	printf("formatted %s: epoch 1, node %u primary\n", argv[1], first);
+	return EX_OK;
+}
+
+static int cmd_disk(int argc, char **argv)
+{
+	struct ft_arb *a;
+	int ret;
+
+	if (argc != 2) {
+		fprintf(stderr, "ftctl: usage: disk PATH\n");
+		return EX_USAGE;
+	}
+	ret = ft_arb_open(argv[1], 0, &a);
+	if (ret) {
+		fprintf(stderr, "ftctl: cannot open %s: %s\n", argv[1], strerror(-ret));
+		return EX_REFUSED;
+	}
+	ret = ft_arb_dump(a, stdout);
+	ft_arb_close(a);
+	return ret ? EX_REFUSED : EX_OK;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const struct cmd {
@@ -345,6 +393,8 @@ static const struct cmd {
 	{ "status", cmd_status, "role, epoch, peer, heartbeat, log/acked/lag, bandwidth, arbitration" },
 	{ "failover", cmd_failover, "planned failover: swap primary and backup" },
 	{ "events", cmd_events, "ftd's recent events; --follow keeps streaming new ones" },
+	{ "format-disk", cmd_format_disk, "PATH [--first-primary N]: lay out a shared arbitration disk" },
+	{ "disk", cmd_disk, "PATH: print the arbitration records on a shared disk" },
 	{ "help", cmd_help, "this text" },
 };
 

@@ -136,6 +136,7 @@ int main(int argc, char **argv)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGCHLD);	/* ballot processes, reaped by sd-event */
 	sigprocmask(SIG_BLOCK, &ss, NULL);
 	ret = sd_event_default(&d.ev);
 	if (ret >= 0)

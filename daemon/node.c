@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "ballot.h"
 #include "log.h"
 #include "node.h"
 
@@ -22,6 +23,8 @@ struct ft_node {
 	struct ft_role_sm sm;
 	uint64_t epoch;
 	sd_event_source *detect, *ballot, *sample;
+	struct ft_ballot *arb;
+	int arb_last_err;
 	enum ft_chan_state chan_state;
 	bool peer_seen, peer_dead;
 	uint64_t started_us, dead_at_us;
@@ -83,17 +86,33 @@ static void arm_ballot(struct ft_node *n, uint64_t delay_us)
 static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct ft_node *n = ud;
+	int ret;
 
 	(void)s;
 	(void)usec;
+	if (n->sm.role != FT_ROLE_ARBITRATING)
+		return 0;
+	if (n->arb) {
+		ret = ft_ballot_start(n->arb, n->epoch);
+		if (ret == -EBUSY) {
+			/* the previous round's process still runs (a hung disk?) */
+			n->arb_state = "waiting for the previous ballot process to exit";
+			arm_ballot(n, 100000);
+			return 0;
+		}
+		if (!ret) {
+			n->arb_attempts++;
+			n->arb_state = "ballot running";
+			changed(n);
+			return 0;
+		}
+		n->arb_state = "undecided: cannot start a ballot process";
+		apply(n, FT_EV_ARB_ERROR);
+		return 0;
+	}
 	n->arb_attempts++;
-	/*
-	 * Never live without a decision (ARBITRATION.md invariant 5). The
-	 * disk ballot (daemon/arbiter.h) is wired here once that library is
-	 * in the tree; until then every attempt ends undecided.
-	 */
-	n->arb_state = n->cfg.shared_disk[0] ? "undecided: arbiter library not built in"
-					     : "undecided: no shared_disk configured";
+	/* Never live without a decision (ARBITRATION.md invariant 5). */
+	n->arb_state = "undecided: no shared_disk configured";
 	if (!n->arb_note_logged) {
 		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "no-arbitration",
 							 .role = ft_role_name(n->sm.role) },
@@ -102,6 +121,44 @@ static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 	}
 	apply(n, FT_EV_ARB_ERROR);
 	return 0;
+}
+
+static void on_arb_done(void *ctx, int ret, unsigned int winner)
+{
+	struct ft_node *n = ctx;
+	static char state[160];
+	struct ft_log_fields f = { .epoch = n->epoch, .role = ft_role_name(n->sm.role) };
+
+	if (!ret) {
+		snprintf(state, sizeof(state), "%s epoch %llu (winner node %u)",
+			 winner == n->cfg.node_id ? "won" : "lost", (unsigned long long)n->epoch, winner);
+		n->arb_state = state;
+		f.reason = winner == n->cfg.node_id ? "arb-won" : "arb-lost";
+		ft_log(LOG_NOTICE, &f, "arbitration: node %u decided for epoch %llu: %s", winner,
+		       (unsigned long long)n->epoch, winner == n->cfg.node_id ? "going live" : "halting");
+		apply(n, winner == n->cfg.node_id ? FT_EV_ARB_WON : FT_EV_ARB_LOST);
+		return;
+	}
+	if (ret == -ESTALE) {
+		snprintf(state, sizeof(state), "fenced: the shared disk is past epoch %llu",
+			 (unsigned long long)n->epoch);
+		n->arb_state = state;
+		f.reason = "stale-epoch";
+		f.err = ESTALE;
+		ft_log(LOG_WARNING, &f, "arbitration: %s; halting", state);
+		apply(n, FT_EV_STALE_EPOCH);
+		return;
+	}
+	snprintf(state, sizeof(state), ret == -EBUSY ? "preempted by the peer's ballot, retrying" :
+		 "undecided: %s, retrying", strerror(-ret));
+	n->arb_state = state;
+	if (ret != n->arb_last_err && ret != -EBUSY) {
+		f.reason = "arb-error";
+		f.err = -ret;
+		ft_log(LOG_ERR, &f, "arbitration: %s (outputs stay held)", state);
+	}
+	n->arb_last_err = ret;
+	apply(n, FT_EV_ARB_ERROR);
 }
 
 static void apply(struct ft_node *n, enum ft_role_event ev)
@@ -132,11 +189,21 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 	}
 	if (act & FT_ACT_BALLOT_RETRY)
 		arm_ballot(n, 50000 + randombytes_uniform(450000));
-	if (act & FT_ACT_GO_LIVE)
-		n->arb_state = "won";
+	if (act & FT_ACT_GO_LIVE) {
+		/*
+		 * Live alone in this epoch. The channel closes: no log is taken
+		 * from, or sent to, the other node until re-protection (not yet
+		 * implemented) seeds it under a new epoch.
+		 */
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .role = "live-alone" },
+		       "LIVE alone in epoch %llu; log channel closed", (unsigned long long)n->epoch);
+		ft_chan_free(n->chan);
+		n->chan = NULL;
+	}
 	if (act & FT_ACT_HALT) {
-		n->arb_state = "lost";
-		/* Emit nothing more: the channel goes away with the session. */
+		/* Emit nothing more. */
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .role = "halted" },
+		       "HALTED in epoch %llu: this node must not run the VM", (unsigned long long)n->epoch);
 		ft_chan_free(n->chan);
 		n->chan = NULL;
 	}
@@ -285,6 +352,25 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	ft_role_init(&n->sm, cfg->role);
 	ft_log_set_sink(sink, n);
 
+	if (cfg->shared_disk[0]) {
+		unsigned int primary = 0;
+
+		ret = ft_ballot_read_epoch(cfg->shared_disk, &n->epoch, &primary);
+		if (ret) {
+			snprintf(err, errlen, "cannot read the epoch from shared disk %s: %s",
+				 cfg->shared_disk, strerror(-ret));
+			goto fail;
+		}
+		if ((primary == cfg->node_id) != (cfg->role == FT_ROLE_PRIMARY))
+			ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch },
+			       "configured as %s but the shared disk names node %u primary of epoch %llu",
+			       ft_role_name(cfg->role), primary, (unsigned long long)n->epoch);
+		ret = ft_ballot_new(ev, cfg->shared_disk, cfg->node_id, 5000000, on_arb_done, n, &n->arb);
+		if (ret) {
+			snprintf(err, errlen, "arbitration: %s", strerror(-ret));
+			goto fail;
+		}
+	}
 	ret = ft_psk_load(cfg->key_file, cc.psk, err, errlen);
 	if (!ret)
 		ret = open_ring(n, err, errlen);
@@ -349,6 +435,7 @@ void ft_node_free(struct ft_node *n)
 		return;
 	ft_log_set_sink(NULL, NULL);
 	ft_chan_free(n->chan);
+	ft_ballot_free(n->arb);
 	sd_event_source_disable_unref(n->detect);
 	sd_event_source_disable_unref(n->ballot);
 	sd_event_source_disable_unref(n->sample);

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One arbitration round (arbiter.h: ft_arb_ballot_once) in a child process,
+ * so that a hung shared disk never blocks ftd's event loop. The answer comes
+ * back over a pipe; no answer within the timeout counts as "undecided"
+ * (-ETIMEDOUT), never as a win. A new round is refused while a previous
+ * child is still alive (one ballot process per node at a time, as the
+ * arbiter requires), even one that timed out. The caller's SIGCHLD must be
+ * blocked (sd-event child sources).
+ */
+#ifndef FTD_BALLOT_H
+#define FTD_BALLOT_H
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+/* ret: 0 decided (winner 1 or 2), or -errno as ft_arb_ballot_once(), or -ETIMEDOUT. */
+typedef void (*ft_ballot_done)(void *ctx, int ret, unsigned int winner);
+
+struct ft_ballot;
+
+int ft_ballot_new(sd_event *ev, const char *disk, unsigned int node_id,
+		  uint64_t timeout_us, ft_ballot_done done, void *ctx, struct ft_ballot **out);
+void ft_ballot_free(struct ft_ballot *b);
+/* Start a round for epoch: 0, or -EBUSY while a previous child lives. */
+int ft_ballot_start(struct ft_ballot *b, uint64_t epoch);
+/* Read the epoch record (blocking: at start-up only). */
+int ft_ballot_read_epoch(const char *disk, uint64_t *epoch, unsigned int *primary);
+
+#endif
