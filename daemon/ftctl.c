@@ -252,9 +252,10 @@ static int cmd_status(int argc, char **argv)
 	if (num(&r, "lag_records") * 2 > num(&r, "max_lag_records"))
 		warn_line("backup lags %llu records (window %llu)", num(&r, "lag_records"),
 			  num(&r, "max_lag_records"));
-	printf("  peer         node %llu at %s, channel %s, heartbeat %llu ms ago "
-	       "(every %llu ms, dead after %llu ms)\n",
-	       num(&r, "peer_node"), get(&r, "peer"), ch ? ch : "?", num(&r, "heartbeat_age_ms"),
+	snprintf(b1, sizeof(b1), get(&r, "heartbeat_age_ms") ? "%llu ms ago" : "none yet",
+		 num(&r, "heartbeat_age_ms"));
+	printf("  peer         node %llu at %s, channel %s, heartbeat %s (every %llu ms, dead after %llu ms)\n",
+	       num(&r, "peer_node"), get(&r, "peer"), ch ? ch : "?", b1,
 	       num(&r, "heartbeat_interval_ms"), num(&r, "peer_timeout_ms"));
 	printf("  log          seq %llu, acked %llu, lag %llu records / %s / %llu ms (window %llu records / %s)\n",
 	       num(&r, "log_seq"), num(&r, "acked_seq"), num(&r, "lag_records"),
@@ -436,14 +437,6 @@ int main(int argc, char **argv)
 		default: return EX_USAGE;
 		}
 	}
-	if (!strcmp(colormode, "always"))
-		color = true;
-	else if (!strcmp(colormode, "auto"))
-		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-	else if (strcmp(colormode, "never")) {
-		fprintf(stderr, "ftctl: --color takes auto, always or never\n");
-		return EX_USAGE;
-	}
 	signal(SIGPIPE, SIG_IGN);
 	if (optind == argc) {
 		argc = 1;
@@ -452,13 +445,26 @@ int main(int argc, char **argv)
 		argc -= optind;
 		argv += optind;
 	}
+	/* global options are also accepted after the command */
 	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j")) {
-			json = true;
+		if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-j") ||
+		    !strncmp(argv[i], "--color=", 8)) {
+			if (argv[i][2] == 'c')
+				colormode = argv[i] + 8;
+			else
+				json = true;
 			memmove(&argv[i], &argv[i + 1], sizeof(char *) * (size_t)(argc - i));
 			argc--;
 			i--;
 		}
+	if (!strcmp(colormode, "always"))
+		color = true;
+	else if (!strcmp(colormode, "auto"))
+		color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	else if (strcmp(colormode, "never")) {
+		fprintf(stderr, "ftctl: --color takes auto, always or never\n");
+		return EX_USAGE;
+	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[0], cmds[i].name))
 			return cmds[i].fn(argc, argv);

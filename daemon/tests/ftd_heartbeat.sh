@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Failure detection on a healthy link must not fire: two ftd with the
+# default heartbeat (100 ms) and peer timeout (500 ms) replicate a steady
+# log stream for $FT_HB_SECS seconds (default 15) while busy loops keep
+# both CPUs of the machine saturated (2 hogs per core, same priority as
+# ftd). Proves: no "declared dead" on either side, the channel never
+# dropped, and reports the longest silence each side saw between frames.
+set -u
+. "$(dirname "$0")/ftdlib.sh.inc"
+need
+secs=${FT_HB_SECS:-15}
+hogs=$(( $(nproc) * 2 ))
+setup ""
+start 2 && start 1
+ok $? "both ftd started (default heartbeat and timeout)"
+wait_for 5 1 channel up
+ok $? "authenticated channel up"
+[ "$(st 1 peer_timeout_ms)" = 500 ] && [ "$(st 1 heartbeat_interval_ms)" = 100 ]
+ok $? "defaults in effect: heartbeat 100 ms, peer timeout 500 ms"
+
+seed=$RANDOM$RANDOM
+echo "# seed $seed, $secs s, $hogs CPU hogs"
+for _ in $(seq "$hogs"); do
+	( end=$((SECONDS + secs)); while [ $SECONDS -lt $end ]; do :; done ) &
+	pids+=($!)
+done
+total=$((secs * 2000))
+"$RING" produce "$work/n1.ring" "$seed" "$total" 2000 &
+pids+=($!)
+got=$("$RING" verify "$work/n2.ring" "$seed" "$total" $((secs + 30)))
+ok $? "$total records at 2000/s under load, verified ($got)"
+g1=$(st 1 max_heartbeat_gap_ms) g2=$(st 2 max_heartbeat_gap_ms)
+echo "# longest silence between frames: primary saw $g1 ms, backup saw $g2 ms"
+dead=$(cat "$work/n1.log" "$work/n2.log" | grep -c "declared dead")
+ok $((dead != 0)) "no false 'declared dead' under load ($dead)"
+[ "$(st 1 sessions)" = 1 ] && [ "$(st 2 sessions)" = 1 ]
+ok $? "one session each: the channel never dropped"
+[ "$(st 1 role)" = primary ] && [ "$(st 2 role)" = backup ]
+ok $? "roles unchanged"
+[ -n "$g1" ] && [ -n "$g2" ] && [ "$g1" -lt 500 ] && [ "$g2" -lt 500 ]
+ok $? "longest gaps ($g1, $g2 ms) below the 500 ms timeout"
+finish
