@@ -264,15 +264,15 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	ft->vcpu = vcpu;
 	ft->mode = KVM_FT_MODE_RECORD;
 	ft->vm_pid = kvm->userspace_pid;
-	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
-		ft->info_flags |= KVM_FT_INFO_F_UNSAFE_CPUID;
 	/*
-	 * Checked with the mutex held and KVM_SET_CPUID2 is refused once the
-	 * vCPU ran: only a later KVM_SET_CPUID2 before the first KVM_RUN could
-	 * change it, and the first-entry check catches that.
+	 * Without the flag FT_S_CPUID_OK stays clear even when the check above
+	 * passed: a KVM_SET_CPUID2 between now and the first KVM_RUN (after
+	 * it KVM refuses changes) is caught by the first-entry check.
 	 */
-	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
+	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) {
+		ft->info_flags |= KVM_FT_INFO_F_UNSAFE_CPUID;
 		set_bit(FT_S_CPUID_OK, &ft->state);
+	}
 
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
@@ -299,11 +299,12 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	if (tomb_remove_vcpu(vcpu))
 		set_bit(FT_S_INTERCEPT, &ft->state);
 	hash_add_rcu(ft_vm_hash, &ft->node, (unsigned long)kvm);
-	mutex_unlock(&ft_vms_lock);
-
-	fd_install(fd, file);
 	pr_debug("attached vm %u (pid %d) ring order %u\n", ft->id, ft->vm_pid, order);
 	ft_genl_event(ft, KVM_FT_EV_ATTACH);
+	mutex_unlock(&ft_vms_lock);
+
+	/* From here user space may close the fd: ft is no longer ours to touch. */
+	fd_install(fd, file);
 	return fd;
 
 err_unlock:

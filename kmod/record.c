@@ -114,7 +114,7 @@ static void wait_space(struct callback_head *cb)
 	u64 t0;
 
 	if (ft_vm_recording(ft) && !ft_ring_has_space(r, KVM_FT_RING_RESERVE)) {
-		ft_ring_set_flags(r, KVM_FT_RING_F_WAITING, 0);
+		ft_ring_wait_begin(r);
 		ft_ring_wake(r, true);
 		t0 = ktime_get_ns();
 		/*
@@ -127,8 +127,7 @@ static void wait_space(struct callback_head *cb)
 							msecs_to_jiffies(1)) < 0)
 				break;
 		}
-		ft_ring_set_flags(r, 0, KVM_FT_RING_F_WAITING);
-		ft_ring_add_wait(r, ktime_get_ns() - t0);
+		ft_ring_wait_end(r, ktime_get_ns() - t0);
 		if (orphaned(ft))
 			ft_vm_detach(ft);
 		/* A ring that will never drain (bad consumer) stops the VM here. */

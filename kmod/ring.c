@@ -364,14 +364,27 @@ void ft_ring_stats(struct ft_ring *r, struct kvm_ft_stats *out)
 	spin_unlock_irqrestore(&r->lock, irqf);
 }
 
-void ft_ring_add_wait(struct ft_ring *r, u64 ns)
+/* The vCPU starts to wait for space: counted now, visible to the reader. */
+void ft_ring_wait_begin(struct ft_ring *r)
 {
 	unsigned long irqf;
 
 	spin_lock_irqsave(&r->lock, irqf);
 	r->stats.ring_waits++;
-	r->stats.ring_wait_ns += ns;
 	WRITE_ONCE(r->prod->ring_waits, r->stats.ring_waits);
+	r->flags |= KVM_FT_RING_F_WAITING;
+	WRITE_ONCE(r->prod->flags, r->flags);
+	spin_unlock_irqrestore(&r->lock, irqf);
+}
+
+void ft_ring_wait_end(struct ft_ring *r, u64 ns)
+{
+	unsigned long irqf;
+
+	spin_lock_irqsave(&r->lock, irqf);
+	r->stats.ring_wait_ns += ns;
+	r->flags &= ~KVM_FT_RING_F_WAITING;
+	WRITE_ONCE(r->prod->flags, r->flags);
 	spin_unlock_irqrestore(&r->lock, irqf);
 }
 

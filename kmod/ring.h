@@ -65,7 +65,8 @@ u32 ft_ring_error(struct ft_ring *r);
 void ft_ring_set_flags(struct ft_ring *r, u32 set, u32 clear);
 __poll_t ft_ring_poll(struct ft_ring *r, struct file *file, poll_table *wait);
 void ft_ring_stats(struct ft_ring *r, struct kvm_ft_stats *out);
-void ft_ring_add_wait(struct ft_ring *r, u64 ns);
+void ft_ring_wait_begin(struct ft_ring *r);
+void ft_ring_wait_end(struct ft_ring *r, u64 ns);
 void ft_ring_count_exit(struct ft_ring *r);
 void ft_ring_snapshot(struct ft_ring *r, u64 *head, u64 *tail, u64 *next_seq,
 		      u64 *landmark, u64 *acked, u32 *flags, u32 *error);
