@@ -100,10 +100,15 @@ static bool orphaned(struct ft_vm *ft)
 	return file_count(ft->file) == 1;
 }
 
+/*
+ * PF_EXITING: run from exit_task_work() after SIGKILL was dequeued, where
+ * fatal_signal_pending() no longer says so; the task never enters again.
+ */
 static bool wait_done(struct ft_vm *ft)
 {
 	return !ft_vm_recording(ft) || ft_ring_error(&ft->ring) ||
-	       orphaned(ft) || ft_ring_free(&ft->ring) >= ft->ring.size / 4;
+	       orphaned(ft) || (current->flags & PF_EXITING) ||
+	       ft_ring_free(&ft->ring) >= ft->ring.size / 4;
 }
 
 static void wait_space(struct callback_head *cb)
