@@ -446,11 +446,28 @@ static int ft_vm_mmap(struct file *file, struct vm_area_struct *vma)
 	return ft_ring_mmap(&ft->ring, vma);
 }
 
+/*
+ * POLLHUP also when the VM is gone for its users: our reference is the only
+ * one left (all VM and vCPU fds closed), nobody can run it again.
+ */
 static __poll_t ft_vm_poll(struct file *file, poll_table *wait)
 {
 	struct ft_vm *ft = file->private_data;
+	__poll_t mask = ft_ring_poll(&ft->ring, file, wait);
 
-	return ft_ring_poll(&ft->ring, file, wait);
+	if (refcount_read(&ft->kvm->users_count) == 1)
+		mask |= EPOLLHUP;
+	return mask;
+}
+
+/* kvm_put_kvm kprobe (probe context): wake pollers when the VM's users are gone. */
+void ft_vm_put_notify(const struct kvm *kvm)
+{
+	struct ft_vm *ft = ft_vm_lookup(kvm);
+
+	/* The reference being dropped and ours are the last two. */
+	if (ft && refcount_read(&kvm->users_count) == 2)
+		wake_up_interruptible_poll(&ft->ring.read_wq, EPOLLHUP);
 }
 
 static const struct file_operations ft_vm_fops = {

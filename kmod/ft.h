@@ -70,6 +70,7 @@ struct ft_vm *ft_vm_lookup_task(const void *task);
 bool ft_tombs_pending(void);
 bool ft_tomb_take(const struct kvm_vcpu *vcpu);
 void ft_tomb_drop_vm(const struct kvm *kvm);
+void ft_vm_put_notify(const struct kvm *kvm);
 int ft_vm_visit_next(u32 after_id, int (*fn)(struct ft_vm *ft, void *arg), void *arg);
 
 /* record.c: probes and the wait for ring space */

@@ -2,7 +2,8 @@
 /*
  * Registration of the hooks into KVM: tracepoint probes (exported ones by
  * symbol, the others found in kvm.ko's tracepoint table), the kprobe that
- * drops tombstones when a VM is destroyed, and symbol lookup.
+ * drops tombstones when a VM is destroyed, the one that reports a VM whose
+ * users are gone, and symbol lookup.
  *
  * This module links against kvm.ko (exported symbols), so kvm.ko cannot
  * unload while we are loaded: its tracepoints stay valid from init to exit.
@@ -134,6 +135,18 @@ static struct kprobe destroy_kp = {
 	.pre_handler = destroy_vm_pre,
 };
 
+/* void kvm_put_kvm(struct kvm *kvm): exported. POLLHUP when users are gone. */
+static int put_kvm_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	ft_vm_put_notify((const struct kvm *)regs->di);
+	return 0;
+}
+
+static struct kprobe put_kp = {
+	.symbol_name = "kvm_put_kvm",
+	.pre_handler = put_kvm_pre,
+};
+
 int ft_hooks_init(void)
 {
 	int r;
@@ -152,17 +165,27 @@ int ft_hooks_init(void)
 		pr_err("cannot probe kvm_arch_destroy_vm: %d\n", r);
 		return r;
 	}
-	r = register_tracepoints();
+	r = register_kprobe(&put_kp);
 	if (r) {
-		unregister_kprobe(&destroy_kp);
-		return r;
+		pr_err("cannot probe kvm_put_kvm: %d\n", r);
+		goto err_destroy_kp;
 	}
+	r = register_tracepoints();
+	if (r)
+		goto err_put_kp;
 	return 0;
+
+err_put_kp:
+	unregister_kprobe(&put_kp);
+err_destroy_kp:
+	unregister_kprobe(&destroy_kp);
+	return r;
 }
 
 void ft_hooks_uninit(void)
 {
 	unregister_tracepoints();
 	/* unregister_kprobe() waits for running handlers (synchronize_rcu). */
+	unregister_kprobe(&put_kp);
 	unregister_kprobe(&destroy_kp);
 }
