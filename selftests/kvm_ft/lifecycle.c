@@ -4,6 +4,12 @@
  * fd, switching to LIVE, and VMs that were never attached keep working
  * (the module must not change what it does not own).
  */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
 #include "ft_test.h"
 
 static volatile uint64_t guest_stop;
@@ -242,6 +248,153 @@ TEST(reattach_after_close)
 	}
 	f.ring = r2;
 	f.ft_fd = fd;
+	ft_vm_teardown(&f);
+}
+
+static void guest_rdtsc_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		rdtsc();
+}
+
+static int send_fd(int sock, int fd)
+{
+	char c = 'F';
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char c;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(sock, &m, 0) != 1)
+		return -1;
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/*
+ * Proves: with no reader the vCPU waits for ring space (producer flag
+ * WAITING, stats.ring_waits) instead of dropping records, and a fatal
+ * signal ends that wait: the VMM process dies promptly (no task stuck in
+ * the kernel). The ring, kept alive by an ft fd passed to this process,
+ * still holds only valid, gapless records and at most data_size bytes
+ * unread; its error is none or OVERRUN, never a silent loss.
+ */
+TEST(fatal_signal_ends_ring_wait)
+{
+	struct ft_ring r;
+	struct kvm_ft_stats st;
+	const struct kvm_ft_rec *rec;
+	int sv[2], ft_fd, status;
+	uint64_t seq = 1;
+	pid_t pid;
+	double t;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct ft_vm f;
+		struct ucall uc;
+
+		/* Never outlive the test, whatever it asserts. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(sv[0]);
+		ft_vm_setup(&f, NULL, guest_rdtsc_forever, NULL, KVM_FT_RING_ORDER_MIN);
+		if (send_fd(sv[1], f.ft_fd))
+			_exit(2);
+		vcpu_run_raw(f.vm, &uc);	/* waits for space forever */
+		_exit(3);
+	}
+	close(sv[1]);
+	ft_fd = recv_fd(sv[0]);
+	ASSERT_LE(0, ft_fd);
+	ASSERT_EQ(0, ft_ring_map(&r, ft_fd));
+	for (int i = 0; i < 400 && !(r.prod->flags & KVM_FT_RING_F_WAITING); i++)
+		usleep(25000);
+	ASSERT_EQ(KVM_FT_RING_F_WAITING, r.prod->flags & KVM_FT_RING_F_WAITING);
+	ASSERT_LE(r.info.data_size - KVM_FT_RING_RESERVE, ft_ring_producer(&r));
+	ASSERT_GE(r.info.data_size, ft_ring_producer(&r));
+
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	t = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0 && t < 10) {
+		usleep(20000);
+		t += 0.02;
+	}
+	ASSERT_GT(10, t) TH_LOG("the VMM did not die within 10 s of SIGKILL");
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(SIGKILL, WTERMSIG(status));
+	/* The wait, now over, was counted (the module may count at its end). */
+	ft_stats(ft_fd, &st);
+	ASSERT_LE(1, st.ring_waits);
+	ASSERT_EQ(st.ring_waits, r.prod->ring_waits);
+	ASSERT_EQ(0, r.prod->flags & KVM_FT_RING_F_WAITING);
+
+	ASSERT_TRUE(r.prod->error == KVM_FT_ERR_NONE || r.prod->error == KVM_FT_ERR_OVERRUN)
+		TH_LOG("error %u", r.prod->error);
+	ASSERT_GE(r.info.data_size, ft_ring_producer(&r));
+	while ((rec = ft_ring_next(&r))) {
+		ASSERT_EQ(seq, rec->seq);
+		ASSERT_EQ(KVM_FT_REC_RDTSC, rec->type);
+		seq++;
+	}
+	ASSERT_EQ(NULL, r.error);
+	ASSERT_EQ(r.prod->next_seq, seq);
+	ft_ring_unmap(&r);
+	close(ft_fd);
+	close(sv[0]);
+}
+
+/*
+ * Proves: a vCPU created after the attach stops the VM at its first run:
+ * producer->error is KVM_FT_ERR_MULTI_VCPU and the original vCPU's KVM_RUN
+ * fails with EIO; the records before it stay valid.
+ */
+TEST(second_vcpu_stops_vm)
+{
+	struct ft_vm f;
+	struct ucall uc;
+	int vcpu2;
+	struct kvm_run *run2;
+
+	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
+	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
+	ASSERT_EQ(201, ft_drain(&f.ring, NULL));
+	vcpu2 = ioctl(f.vm->vm_fd, KVM_CREATE_VCPU, 1);
+	ASSERT_LE(0, vcpu2);
+	run2 = mmap(NULL, f.vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu2, 0);
+	ASSERT_NE(MAP_FAILED, run2);
+	/* The new vCPU starts at the reset vector; it must not get far. */
+	errno = 0;
+	ioctl(vcpu2, KVM_RUN, 0);
+	ASSERT_EQ(KVM_FT_ERR_MULTI_VCPU, f.ring.prod->error)
+		TH_LOG("second vCPU: errno %d, exit reason %u", errno, run2->exit_reason);
+	ASSERT_EQ(-EIO, vcpu_run_raw(f.vm, &uc));
+	ASSERT_EQ(0, ft_drain(&f.ring, NULL));
+	munmap(run2, f.vm->run_size);
+	close(vcpu2);
 	ft_vm_teardown(&f);
 }
 
