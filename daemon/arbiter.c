@@ -52,7 +52,7 @@
 
 #define CRC_LEN		offsetof(struct ft_arb_disk_rec, crc32c)
 #define FORMAT_SIZE	(1u << 20)	/* area + room: guest data starts at 1 MiB */
-#define NO_SLOT		(~0u)
+#define PAIR_MAX_COLLECTS 64	/* the peer writes a few times per round */
 
 struct ft_arb {
 	int fd;
@@ -190,23 +190,44 @@ static bool newer(const struct ft_arb_rec *x, const struct ft_arb_rec *y)
 }
 
 /*
- * Reads both copies of a double-buffered record with one I/O and returns the
- * valid one with the highest (epoch, seq); -EBADMSG if neither is valid.
+ * Reads both copies of a double-buffered record and returns the valid one
+ * with the highest (epoch, seq); -EBADMSG if neither is valid.
+ *
+ * One read of both copies is not atomic against the writer (a disk, or
+ * O_DIRECT on a file, may serve the two copies at different moments): the
+ * reader could take copy 0 (seq n), the writer then write seq n+2 into copy 0
+ * and tear seq n+3 into copy 1, and the reader would return seq n although
+ * n+1 was already on the disk when it started, a value older than one the
+ * peer may already have acted on (the model's -DDBUF -DBUG_SINGLE_COLLECT
+ * turns this into two winners). So the copies are collected twice and only
+ * two identical collects count: each copy then held its value throughout the
+ * interval between the collects, so the pair is a snapshot from one moment,
+ * and in any snapshot the newest copy is intact (a tear only ever hits the
+ * copy being rewritten, the older one).
  */
 static int read_pair(struct ft_arb *a, unsigned int slot, uint32_t kind,
 		     struct ft_arb_rec *r)
 {
+	uint8_t prev[2][FT_ARB_REC_SIZE], *p = a->buf;
 	struct ft_arb_rec c[2];
 	int ok[2], ret;
-	uint8_t *p = a->buf;
 
-	ret = do_io(a, false, p, FT_ARB_SLOT_SIZE + a->ssz,
-		    (off_t)slot * FT_ARB_SLOT_SIZE);
-	if (ret)
-		return ret;
+	for (int collect = 0;; collect++) {
+		if (collect == PAIR_MAX_COLLECTS)
+			return -ETIMEDOUT;
+		ret = do_io(a, false, p, FT_ARB_SLOT_SIZE + a->ssz,
+			    (off_t)slot * FT_ARB_SLOT_SIZE);
+		if (ret)
+			return ret;
+		if (collect &&
+		    !memcmp(prev[0], p, FT_ARB_REC_SIZE) &&
+		    !memcmp(prev[1], p + FT_ARB_SLOT_SIZE, FT_ARB_REC_SIZE))
+			break;
+		memcpy(prev[0], p, FT_ARB_REC_SIZE);
+		memcpy(prev[1], p + FT_ARB_SLOT_SIZE, FT_ARB_REC_SIZE);
+	}
 	for (int i = 0; i < 2; i++)
-		ok[i] = !decode(a, p + i * FT_ARB_SLOT_SIZE, slot + i, kind,
-				true, &c[i]);
+		ok[i] = !decode(a, prev[i], slot + i, kind, true, &c[i]);
 	if (!ok[0] && !ok[1])
 		return -EBADMSG;
 	if (ok[0] && ok[1])

@@ -25,8 +25,9 @@
  *   slot 11, 12 mailbox[1], [2] (written by the *other* node; liveness only)
  *
  * Double-buffered records are read as the valid copy with the highest
- * (epoch, seq); if neither copy is valid the slot is unreadable (-EBADMSG),
- * never "empty". Format writes a valid initial record into every slot.
+ * (epoch, seq) from two identical collects of both copies (a snapshot); if
+ * neither copy is valid the slot is unreadable (-EBADMSG), never "empty".
+ * Format writes a valid initial record into every slot.
  *
  * Errors are negative errno values:
  *   -EBADMSG  a record (both copies) failed its magic/CRC/uuid check
@@ -36,6 +37,7 @@
  *   -EPERM    node 0 (observer) tried to write, or a non-winner tried to
  *             advance the epoch
  *   -EBUSY    ft_arb_ballot_once(): the round was preempted by the peer
+ *   -ETIMEDOUT a double-buffered record kept changing under 64 collects
  *   -EIO etc. from the disk; the ballot never turns an I/O error into a win
  *
  * Every call does synchronous I/O and blocks until the disk answers (a round

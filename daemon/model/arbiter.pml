@@ -6,9 +6,15 @@
  * What is modelled:
  * - the disk: the epoch record, dblock[1..2], decision[1..2]. Each read or
  *   write of one record is one atomic step. The C code's double-buffered
- *   records give exactly this: a torn write (crash mid-write) fails its CRC
- *   and readers fall back to the previous copy, i.e. the write did not
- *   happen; a crash before a write is already a branch here.
+ *   dblocks give exactly this: a write goes to the older copy, so a torn
+ *   write (crash mid-write) only destroys that copy and the newest stays
+ *   intact; a read takes a snapshot of both copies (two identical collects)
+ *   and so returns the last completed write. A crash before a write is
+ *   already a branch here.
+ * - with -DDBUF, the two copies themselves (seq, CRC-valid flag, torn
+ *   writes), to check the argument above: the correct snapshot read, and
+ *   -DBUG_SINGLE_COLLECT, a read of the two copies at two moments (what a
+ *   single multi-sector read can give), which SPIN turns into two winners.
  * - two nodes that each loop: read the epoch record, read both decisions,
  *   run rounds (phase 1 write/read, choose, phase 2 write/read, decision
  *   write) with growing ballot numbers mbal = k*2 + id; the winner goes live
@@ -33,6 +39,7 @@
  *   BUG_NO_P2_CHECK   commit without checking the peer's mbal in phase 2
  *   BUG_EPOCH_AS_INITIAL  a peer block of a later epoch read as "initial"
  *                     instead of -ESTALE
+ *   DBUF + BUG_SINGLE_COLLECT  the copies of a dblock read at two moments
  */
 
 #ifndef MAXBAL
@@ -42,8 +49,12 @@
 #define MAXE 2
 #endif
 #ifndef MAXCRASH
-#define MAXCRASH 1
+#define MAXCRASH 1		/* per node */
 #endif
+#ifndef MAXCRASHES
+#define MAXCRASHES 2		/* both nodes together */
+#endif
+#define CAN_CRASH (crashes[me] < MAXCRASH && crashes[1] + crashes[2] < MAXCRASHES)
 
 typedef dblock_t {
 	byte epoch;
@@ -54,7 +65,26 @@ typedef dblock_t {
 
 /* the disk */
 byte erec = 1;			/* epoch record: current epoch */
+#ifndef DBUF
 dblock_t db[3];			/* db[1], db[2] */
+#else
+/*
+ * -DDBUF: each dblock as the two CRC-checked copies the C code keeps
+ * (copy 2n + seq % 2). A write may tear (the copy fails its CRC, the node
+ * dies); a reader reads the two copies in two separate steps, which is
+ * weaker than the C code's single read of both, and takes the valid one with
+ * the highest (epoch, seq); two invalid copies are an error (start over).
+ */
+typedef copy_t {
+	byte seq;
+	bool ok;
+	byte epoch;
+	byte mbal;
+	byte bal;
+	byte inp;
+};
+copy_t cp[6];
+#endif
 byte dec_epoch[3];
 byte dec_winner[3];
 
@@ -65,7 +95,7 @@ byte crashes[3];
 #define other (3 - me)
 
 /* crash point: lose all memory, start over from the disk */
-#define CRASH	if :: crashes[me] < MAXCRASH -> crashes[me]++; goto restart \
+#define CRASH	if :: CAN_CRASH -> crashes[me]++; goto restart \
 		   :: true -> skip fi
 
 #ifdef BUG_EPOCH_AS_INITIAL
@@ -74,10 +104,77 @@ byte crashes[3];
 #define PEER_LATER_EPOCH	goto top	/* -ESTALE: re-read the epoch */
 #endif
 
-/* read_peer(): one atomic read of db[other] as seen by a ballot for e */
+#ifndef DBUF
+/* one atomic read of dblock[n] into ep, mb, bl, in */
+#define READ_DB(n, ep, mb, bl, in) \
+	d_step { ep = db[n].epoch; mb = db[n].mbal; \
+		 bl = db[n].bal; in = db[n].inp }
+/* ft_arb write_dblock(): one atomic write of dblock[me] */
+#define WRITE_DB(ep, mb, bl, in) \
+	d_step { db[me].epoch = ep; db[me].mbal = mb; \
+		 db[me].bal = bl; db[me].inp = in }
+#else
+#define NEWER(x, y) (x.epoch > y.epoch || (x.epoch == y.epoch && x.seq > y.seq))
+/*
+ * read_pair(): the C code collects both copies twice and only accepts two
+ * identical collects; both copies then held those values at one moment
+ * between the collects, so the read is an atomic snapshot, modelled as one
+ * step. -DBUG_SINGLE_COLLECT reads the two copies in two steps instead:
+ * a copy read early can then be paired with the other copy torn later, and
+ * the reader returns a value older than one it could have seen.
+ */
+#ifdef BUG_SINGLE_COLLECT
+#define SPLIT	}; d_step {
+#else
+#define SPLIT
+#endif
+#define READ_DB(n, ep, mb, bl, in) \
+	d_step { c0.seq = cp[2 * n].seq; c0.ok = cp[2 * n].ok; \
+		 c0.epoch = cp[2 * n].epoch; c0.mbal = cp[2 * n].mbal; \
+		 c0.bal = cp[2 * n].bal; c0.inp = cp[2 * n].inp; \
+		 SPLIT \
+		 c1.seq = cp[2 * n + 1].seq; c1.ok = cp[2 * n + 1].ok; \
+		 c1.epoch = cp[2 * n + 1].epoch; \
+		 c1.mbal = cp[2 * n + 1].mbal; \
+		 c1.bal = cp[2 * n + 1].bal; c1.inp = cp[2 * n + 1].inp }; \
+	atomic { \
+		 if \
+		 :: c0.ok && (!c1.ok || NEWER(c0, c1)) -> \
+			rseq = c0.seq; ep = c0.epoch; mb = c0.mbal; \
+			bl = c0.bal; in = c0.inp; bad = 0 \
+		 :: c1.ok && (!c0.ok || !NEWER(c0, c1)) -> \
+			rseq = c1.seq; ep = c1.epoch; mb = c1.mbal; \
+			bl = c1.bal; in = c1.inp; bad = 0 \
+		 :: else -> bad = 1 \
+		 fi; \
+		 c0.seq = 0; c0.ok = 0; c0.epoch = 0; c0.mbal = 0; \
+		 c0.bal = 0; c0.inp = 0; c1.seq = 0; c1.ok = 0; \
+		 c1.epoch = 0; c1.mbal = 0; c1.bal = 0; c1.inp = 0 }; \
+	if :: bad -> goto top :: else -> skip fi
+/* the next write goes to the copy the newest one is not in; it may tear */
+#define WRITE_DB(ep, mb, bl, in) \
+	if \
+	:: d_step { oseq++; cp[2 * me + oseq % 2].seq = oseq; \
+		    cp[2 * me + oseq % 2].ok = 1; \
+		    cp[2 * me + oseq % 2].epoch = ep; \
+		    cp[2 * me + oseq % 2].mbal = mb; \
+		    cp[2 * me + oseq % 2].bal = bl; \
+		    cp[2 * me + oseq % 2].inp = in } \
+	:: CAN_CRASH -> \
+		d_step { crashes[me]++; oseq++; \
+			 cp[2 * me + oseq % 2].seq = 0; \
+			 cp[2 * me + oseq % 2].ok = 0; \
+			 cp[2 * me + oseq % 2].epoch = 0; \
+			 cp[2 * me + oseq % 2].mbal = 0; \
+			 cp[2 * me + oseq % 2].bal = 0; \
+			 cp[2 * me + oseq % 2].inp = 0 }; \
+		goto restart \
+	fi
+#endif
+
+/* read_peer(): read dblock[other] as seen by a ballot for e */
 #define READ_PEER \
-	d_step { pep = db[other].epoch; pmbal = db[other].mbal; \
-		 pbal = db[other].bal; pinp = db[other].inp }; \
+	READ_DB(other, pep, pmbal, pbal, pinp); \
 	if :: pep > e -> PEER_LATER_EPOCH :: else -> skip fi; \
 	if :: pep != e -> pmbal = 0; pbal = 0; pinp = 0 :: else -> skip fi; \
 	if :: seenep != e -> seenep = e; seen = 0 :: else -> skip fi; \
@@ -95,6 +192,11 @@ proctype node(byte me)
 	byte oep, ombal, obal, oinp;	/* own dblock */
 	byte pep, pmbal, pbal, pinp;	/* peer dblock */
 	byte dep, dw;
+#ifdef DBUF
+	copy_t c0, c1;
+	byte rseq, oseq;
+	bool bad;
+#endif
 
 restart:
 	seen = 0;
@@ -114,8 +216,10 @@ top:
 	if :: w != 0 -> goto outcome :: else -> skip fi;
 
 	/* ballot_round(): own block from disk */
-	d_step { oep = db[me].epoch; ombal = db[me].mbal;
-		 obal = db[me].bal; oinp = db[me].inp };
+	READ_DB(me, oep, ombal, obal, oinp);
+#ifdef DBUF
+	oseq = rseq;
+#endif
 	if :: oep > e -> goto top :: else -> skip fi;
 	if :: oep < e -> ombal = 0; obal = 0; oinp = 0 :: else -> skip fi;
 	CRASH;
@@ -126,8 +230,7 @@ top:
 	if :: mbal > MAXBAL -> goto end_done :: else -> skip fi;
 
 	/* phase 1 */
-	d_step { db[me].epoch = e; db[me].mbal = mbal;
-		 db[me].bal = obal; db[me].inp = oinp };
+	WRITE_DB(e, mbal, obal, oinp);
 	CRASH;
 	READ_PEER;
 	CRASH;
@@ -142,8 +245,7 @@ top:
 #endif
 
 	/* phase 2 */
-	d_step { db[me].epoch = e; db[me].mbal = mbal;
-		 db[me].bal = mbal; db[me].inp = v };
+	WRITE_DB(e, mbal, mbal, v);
 	CRASH;
 	READ_PEER;
 	CRASH;
@@ -187,6 +289,12 @@ end_done:
 
 init {
 	atomic {
+#ifdef DBUF
+		/* format: both copies valid, seq 0 and 1 */
+		cp[1].seq = 1; cp[1].ok = 1; cp[0].ok = 1;
+		cp[2].ok = 1; cp[3].seq = 1; cp[3].ok = 1;
+		cp[4].ok = 1; cp[5].seq = 1; cp[5].ok = 1;
+#endif
 		run node(1);
 		run node(2)
 	}

@@ -6,6 +6,8 @@
  * - format/open/dump round trip at 512 B and 4 KiB sectors; CRC32C check value;
  * - a corrupt copy of a double-buffered record falls back to the other copy,
  *   and two bad copies are an error (no ballot, no decision), never "empty";
+ *   a read whose two copies are served at different moments, around a
+ *   rewrite and a torn write, still returns the newest record;
  * - epoch fencing: a ballot for an old epoch is refused by the epoch record
  *   and, mid-ballot, by a peer dblock of a later epoch; only the winner can
  *   advance the epoch;
@@ -434,6 +436,94 @@ static void test_ballot_once(void)
 	ok(ret == 0 && w == 2 && st.rounds == 1 && st.aborts == 1 &&
 	   st.known == 1, "next call learns winner 2 from the decision");
 	ft_arb_close(n1);
+}
+
+/*
+ * A reader's collect of dblock[1] is split between its two copies, and in
+ * the gap node 1 rewrites copy 0 and tears copy 1 (it dies mid-write). The
+ * read must return the newest record (seq 4), not the copy-0 record the
+ * split collect saw first (seq 2, older than the seq-3 record that was
+ * newest when the read began).
+ */
+struct split_ctx {
+	bool split_done;
+	int writes;
+	uint32_t ssz;
+	struct ft_arb *n1;
+	jmp_buf jb;
+};
+
+static ssize_t tear_io(void *ctx, int fd, bool wr, void *buf, size_t len,
+		       off_t off)
+{
+	struct split_ctx *c = ctx;
+
+	if (wr && ++c->writes == 2) {
+		uint8_t *b = buf;
+
+		for (size_t i = 256; i < FT_ARB_REC_SIZE; i++)
+			b[i] ^= 0xa5;
+		if (pwrite(fd, buf, len, off) != (ssize_t)len)
+			perror("tear");
+		longjmp(c->jb, 1);
+	}
+	return wr ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+}
+
+static void writer_in_gap(struct split_ctx *c)
+{
+	struct ft_arb_hooks h = { .io = tear_io, .ctx = c };
+	unsigned int w = 0;
+
+	ft_arb_set_hooks(c->n1, &h);
+	if (!setjmp(c->jb))
+		ft_arb_ballot_once(c->n1, 2, &w);
+}
+
+static ssize_t split_io(void *ctx, int fd, bool wr, void *buf, size_t len,
+			off_t off)
+{
+	struct split_ctx *c = ctx;
+	ssize_t n, m;
+
+	if (wr || c->split_done || len <= FT_ARB_SLOT_SIZE ||
+	    off != (off_t)FT_ARB_SLOT_DBLOCK * FT_ARB_SLOT_SIZE)
+		return wr ? pwrite(fd, buf, len, off) : pread(fd, buf, len, off);
+	c->split_done = true;
+	n = pread(fd, buf, c->ssz, off);
+	writer_in_gap(c);
+	m = pread(fd, (uint8_t *)buf + c->ssz, len - c->ssz, off + c->ssz);
+	return n < 0 || m < 0 ? -1 : n + m;
+}
+
+static void test_split_read(void)
+{
+	struct split_ctx c = { 0 };
+	struct ft_arb_hooks h = { .io = split_io, .ctx = &c };
+	struct ft_arb *obs;
+	struct ft_arb_dblock d = { 0 };
+	unsigned int w = 0;
+	int ret;
+
+	format(4096);
+	c.n1 = open_node(1);
+	obs = open_node(0);
+	if (!c.n1 || !obs)
+		return;
+	c.ssz = ft_arb_sector_size(obs);
+	ok(!ft_arb_run_ballot(c.n1, 1, &w) && w == 1 &&
+	   !ft_arb_advance_epoch(c.n1, 2, 1, 2),
+	   "split read: node 1 won epoch 1 (dblock copies seq 2, 3), epoch 2");
+	ft_arb_set_hooks(obs, &h);
+	ret = ft_arb_read_dblock(obs, 1, &d);
+	ok(c.split_done && c.writes == 2, "split read: node 1 wrote seq 4 and "
+	   "tore seq 5 between the reader's two copies");
+	ok(ret == 0 && d.seq == 4 && d.epoch == 2 && d.bal == 0,
+	   "split read returns the newest record (seq %llu, epoch %llu), not "
+	   "the stale copy seen first", (unsigned long long)d.seq,
+	   (unsigned long long)d.epoch);
+	ft_arb_close(c.n1);
+	ft_arb_close(obs);
 }
 
 static void test_corruption(void)
@@ -1050,6 +1140,7 @@ int main(void)
 	test_scenario_doc_rule();
 	test_ballot_once();
 	test_corruption();
+	test_split_read();
 	test_io_errors();
 	test_races();
 	measure();
