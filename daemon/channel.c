@@ -574,6 +574,19 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
+static int on_notify(sd_event_source *s, int fd, uint32_t ev, void *ud)
+{
+	struct ft_chan *c = ud;
+	uint64_t v;
+
+	(void)s;
+	(void)ev;
+	if (c->cfg.ring_notify_eventfd && read(fd, &v, sizeof(v)) < 0)
+		return 0;
+	ft_chan_kick(c);
+	return 0;
+}
+
 void ft_chan_kick(struct ft_chan *c)
 {
 	struct conn *k = c->up;
@@ -649,6 +662,9 @@ int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
 					c->cfg.ring_poll_us / 4, on_poll, c);
 	if (ret >= 0)
 		ret = sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ON);
+	if (ret >= 0 && c->cfg.sender && c->cfg.ring_notify_fd > 0)
+		ret = sd_event_add_io(ev, &c->notify_io, c->cfg.ring_notify_fd,
+				      EPOLLIN | (c->cfg.ring_notify_eventfd ? 0 : EPOLLET), on_notify, c);
 	if (ret < 0) {
 		ft_chan_free(c);
 		return ret;
@@ -671,6 +687,7 @@ void ft_chan_free(struct ft_chan *c)
 		close(c->cfg.listen_fd);
 	sd_event_source_disable_unref(c->hb_timer);
 	sd_event_source_disable_unref(c->poll_timer);
+	sd_event_source_disable_unref(c->notify_io);
 	sd_event_source_disable_unref(c->redial_timer);
 	sd_event_unref(c->ev);
 	sodium_memzero(c->cfg.psk, sizeof(c->cfg.psk));

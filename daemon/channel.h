@@ -60,6 +60,14 @@ struct ft_chan_cfg {
 	uint64_t handshake_timeout_us;	/* default 2 s */
 	uint64_t backoff_min_us, backoff_max_us;	/* defaults 50 ms, 2 s */
 	uint64_t ring_poll_us;		/* check the ring for new records; default 1 ms */
+	/*
+	 * Readable when the producer appended (sender only; 0 = none). An
+	 * eventfd is drained on each wake-up; another fd (the kernel's ft fd)
+	 * is watched edge-triggered, because its POLLIN stays raised while
+	 * unacked records hold the consumer position back.
+	 */
+	int ring_notify_fd;
+	bool ring_notify_eventfd;
 	uint32_t role;			/* carried in heartbeats */
 };
 

@@ -39,7 +39,7 @@ struct ft_chan {
 	void *ctx;
 	struct conn *up;
 	struct conn *pend[MAX_PENDING];
-	sd_event_source *listen_io, *hb_timer, *poll_timer, *redial_timer;
+	sd_event_source *listen_io, *hb_timer, *poll_timer, *redial_timer, *notify_io;
 	uint64_t backoff_us;
 	bool dial_fail_logged;
 	/* sender */

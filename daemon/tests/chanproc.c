@@ -115,7 +115,8 @@ pid_t spawn_endpoint(const struct ep_args *a)
 		.listen_fd = a->listen_fd, .ring = &ring,
 		.max_unacked_records = a->max_unacked_records,
 		.max_unacked_bytes = a->max_unacked_bytes,
-		.backoff_min_us = 10000, .backoff_max_us = 200000,
+		.backoff_min_us = 10000, .backoff_max_us = 200000, .ring_poll_us = a->ring_poll_us,
+		.ring_notify_fd = a->notify_efd, .ring_notify_eventfd = true,
 	};
 	struct sockaddr_in *sa = (struct sockaddr_in *)&cfg.peer;
 	struct ep e = { .sh = a->sh };

@@ -30,6 +30,8 @@ struct ep_args {
 	uint32_t node_id;
 	uint32_t max_unacked_records;
 	uint64_t max_unacked_bytes;
+	uint64_t ring_poll_us;	/* 0: the channel's default */
+	int notify_efd;		/* sender: eventfd the producer signals (0: none) */
 	const char *log_path;	/* stderr goes here */
 	struct ep_shared *sh;
 };
