@@ -43,6 +43,12 @@ static DEFINE_SPINLOCK(ft_tomb_lock);
 
 static const struct file_operations ft_vm_fops;
 
+/* ft_ring.on_error: every ring error (bad consumer, overrun, ...) is an event. */
+static void ring_error(struct ft_ring *r)
+{
+	ft_genl_event(container_of(r, struct ft_vm, ring), KVM_FT_EV_ERROR);
+}
+
 struct ft_vm *ft_vm_lookup(const struct kvm *kvm)
 {
 	struct ft_vm *ft;
@@ -259,6 +265,7 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	r = ft_ring_init(&ft->ring, order);
 	if (r)
 		goto err_free_ft;
+	ft->ring.on_error = ring_error;
 	mutex_init(&ft->lock);
 	ft->kvm = kvm;
 	ft->vcpu = vcpu;

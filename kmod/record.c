@@ -61,9 +61,8 @@ static void stop_vm(struct ft_vm *ft)
 
 void ft_record_fail(struct ft_vm *ft, u32 error)
 {
-	ft_ring_set_error(&ft->ring, error);
+	ft_ring_set_error(&ft->ring, error);	/* the genl event: ring_error() */
 	stop_vm(ft);
-	ft_genl_event(ft, KVM_FT_EV_ERROR);
 }
 
 /* The attachment to record for, or NULL; enforces the single-vCPU rule. */

@@ -47,7 +47,7 @@ static bool refresh_tail(struct ft_ring *r)
 			r->stats.bad_consumer++;
 		}
 		if (first) {
-			r->error = KVM_FT_ERR_BAD_CONSUMER;
+			WRITE_ONCE(r->error, KVM_FT_ERR_BAD_CONSUMER);
 			WRITE_ONCE(r->prod->error, r->error);
 		}
 		return first;
@@ -58,10 +58,13 @@ static bool refresh_tail(struct ft_ring *r)
 	return false;
 }
 
+/* The ring has just entered an error (once per ring). */
 static void wake_error(struct ft_ring *r)
 {
 	wake_up_interruptible_poll(&r->read_wq, EPOLLERR);
 	wake_up_all(&r->space_wq);
+	if (r->on_error)
+		r->on_error(r);
 }
 
 int ft_ring_init(struct ft_ring *r, u32 order)
@@ -300,14 +303,17 @@ bool ft_ring_has_space(struct ft_ring *r, u64 want)
 void ft_ring_set_error(struct ft_ring *r, u32 error)
 {
 	unsigned long irqf;
+	bool first;
 
 	spin_lock_irqsave(&r->lock, irqf);
-	if (!r->error) {
-		r->error = error;
+	first = !r->error;
+	if (first) {
+		WRITE_ONCE(r->error, error);
 		WRITE_ONCE(r->prod->error, error);
 	}
 	spin_unlock_irqrestore(&r->lock, irqf);
-	wake_error(r);
+	if (first)
+		wake_error(r);
 }
 
 u32 ft_ring_error(struct ft_ring *r)
@@ -320,7 +326,7 @@ void ft_ring_set_flags(struct ft_ring *r, u32 set, u32 clear)
 	unsigned long irqf;
 
 	spin_lock_irqsave(&r->lock, irqf);
-	r->flags = (r->flags & ~clear) | set;
+	WRITE_ONCE(r->flags, (r->flags & ~clear) | set);
 	WRITE_ONCE(r->prod->flags, r->flags);
 	spin_unlock_irqrestore(&r->lock, irqf);
 	if (set & KVM_FT_RING_F_DETACHED) {
@@ -372,7 +378,7 @@ void ft_ring_wait_begin(struct ft_ring *r)
 	spin_lock_irqsave(&r->lock, irqf);
 	r->stats.ring_waits++;
 	WRITE_ONCE(r->prod->ring_waits, r->stats.ring_waits);
-	r->flags |= KVM_FT_RING_F_WAITING;
+	WRITE_ONCE(r->flags, r->flags | KVM_FT_RING_F_WAITING);
 	WRITE_ONCE(r->prod->flags, r->flags);
 	spin_unlock_irqrestore(&r->lock, irqf);
 }
@@ -383,7 +389,7 @@ void ft_ring_wait_end(struct ft_ring *r, u64 ns)
 
 	spin_lock_irqsave(&r->lock, irqf);
 	r->stats.ring_wait_ns += ns;
-	r->flags &= ~KVM_FT_RING_F_WAITING;
+	WRITE_ONCE(r->flags, r->flags & ~KVM_FT_RING_F_WAITING);
 	WRITE_ONCE(r->prod->flags, r->flags);
 	spin_unlock_irqrestore(&r->lock, irqf);
 }

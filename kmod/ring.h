@@ -35,10 +35,11 @@ struct ft_ring {
 	u64 landmark;
 	u64 woken_at;			/* head when readers were last woken */
 	u64 woken_ns;			/* local_clock() of that wake-up */
-	u32 error;			/* enum kvm_ft_error, sticky */
-	u32 flags;			/* KVM_FT_RING_F_*, mirrored in prod->flags */
+	u32 error;			/* enum kvm_ft_error, sticky; READ_ONCE unlocked */
+	u32 flags;			/* KVM_FT_RING_F_*, = prod->flags; READ_ONCE unlocked */
 	struct kvm_ft_stats stats;	/* ring_waits/ring_wait_ns/exits too */
 
+	void (*on_error)(struct ft_ring *r);	/* after the error is set; any context */
 	wait_queue_head_t read_wq;	/* pollers of the ft fd */
 	wait_queue_head_t space_wq;	/* the vCPU waiting for space */
 };
