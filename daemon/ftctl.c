@@ -14,6 +14,7 @@
  *   3  permission denied on the socket (it is root-only)
  *   4  ftd refused the request (the message says why)
  *   5  ftd answered something this ftctl does not understand
+ *   6  (vms) the kvm_ft module is not loaded
  *
  * format-disk and disk work on the shared disk directly, without ftd.
  */
@@ -32,8 +33,10 @@
 #include <stdarg.h>
 #include <sys/random.h>
 #include "arbiter.h"
+#include "genl.h"
+#include <linux/kvm_ft.h>
 
-enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO };
+enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO, EX_NOMOD };
 
 static const char *sock_path = "/run/ftd/ftd.sock";
 static bool json, color;
@@ -64,7 +67,8 @@ static int dial(void)
 			fprintf(stderr, "ftctl: permission denied on %s: ftd's socket is root-only\n", sock_path);
 			return -EX_PERM;
 		}
-		fprintf(stderr, "ftctl: ftd is not running (%s: %s)\n", sock_path, strerror(e));
+		fprintf(stderr, "ftctl: ftd is not running (%s: %s); `ftctl vms` asks the module directly\n",
+			sock_path, strerror(e));
 		return -EX_NOFTD;
 	}
 	return fd;
@@ -384,6 +388,54 @@ static int cmd_disk(int argc, char **argv)
 	return ret ? EX_REFUSED : EX_OK;
 }
 
+static void print_vm(void *ctx, const struct ft_genl_vm *vm)
+{
+	static const char *const modes[] = { "?", "record", "replay", "live" };
+
+	(void)ctx;
+	if (json)
+		printf("{\"vm_id\": %u, \"pid\": %u, \"mode\": \"%s\", \"next_seq\": %llu, "
+		       "\"acked_seq\": %llu, \"producer\": %llu, \"consumer\": %llu, "
+		       "\"data_size\": %llu, \"ring_waits\": %llu, \"error\": %u, \"flags\": %u}\n",
+		       vm->id, vm->pid, modes[vm->mode <= 3 ? vm->mode : 0],
+		       (unsigned long long)vm->next_seq, (unsigned long long)vm->acked_seq,
+		       (unsigned long long)vm->producer, (unsigned long long)vm->consumer,
+		       (unsigned long long)vm->data_size, (unsigned long long)vm->ring_waits,
+		       vm->error, vm->flags);
+	else
+		printf("%s vm %u (pid %u): %s, next seq %llu, acked %llu, ring %llu/%llu bytes used, "
+		       "%llu waits%s\n", vm->error ? "!!" : "  ", vm->id, vm->pid,
+		       modes[vm->mode <= 3 ? vm->mode : 0], (unsigned long long)vm->next_seq,
+		       (unsigned long long)vm->acked_seq,
+		       (unsigned long long)(vm->producer - vm->consumer), (unsigned long long)vm->data_size,
+		       (unsigned long long)vm->ring_waits, vm->error ? ", RING ERROR" : "");
+}
+
+/* Straight from the module over generic netlink: works without ftd. */
+static int cmd_vms(int argc, char **argv)
+{
+	int ret;
+
+	(void)argv;
+	if (argc > 1) {
+		fprintf(stderr, "ftctl: vms takes no arguments\n");
+		return EX_USAGE;
+	}
+	ret = ft_genl_list_vms(print_vm, NULL);
+	if (ret == -ENOENT) {
+		fprintf(stderr, "ftctl: the kvm_ft module is not loaded (no \"%s\" generic netlink family)\n",
+			KVM_FT_GENL_NAME);
+		return EX_NOMOD;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "ftctl: generic netlink: %s\n", strerror(-ret));
+		return EX_PROTO;
+	}
+	if (!ret && !json)
+		printf("no VM attached to kvm_ft\n");
+	return EX_OK;
+}
+
 static int cmd_help(int argc, char **argv);
 
 static const struct cmd {
@@ -394,6 +446,7 @@ static const struct cmd {
 	{ "status", cmd_status, "role, epoch, peer, heartbeat, log/acked/lag, bandwidth, arbitration" },
 	{ "failover", cmd_failover, "planned failover: swap primary and backup" },
 	{ "events", cmd_events, "ftd's recent events; --follow keeps streaming new ones" },
+	{ "vms", cmd_vms, "VMs attached to kvm_ft, from the module itself (works without ftd)" },
 	{ "format-disk", cmd_format_disk, "PATH [--first-primary N]: lay out a shared arbitration disk" },
 	{ "disk", cmd_disk, "PATH: print the arbitration records on a shared disk" },
 	{ "help", cmd_help, "this text" },
@@ -405,10 +458,10 @@ static int cmd_help(int argc, char **argv)
 	(void)argv;
 	printf("usage: ftctl [-s SOCKET] [-j|--json] [--color=auto|always|never] [COMMAND]\n\n");
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		printf("  %-10s %s\n", cmds[i].name, cmds[i].help);
+		printf("  %-12s %s\n", cmds[i].name, cmds[i].help);
 	printf("\nWithout a command: status. Socket: $FTD_SOCKET or /run/ftd/ftd.sock.\n"
 	       "Exit: 0 ok, 1 usage, 2 ftd not running, 3 permission denied,\n"
-	       "      4 ftd refused the request, 5 unexpected answer.\n");
+	       "      4 ftd refused the request, 5 unexpected answer, 6 kvm_ft module not loaded.\n");
 	return EX_OK;
 }
 

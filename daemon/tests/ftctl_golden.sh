@@ -23,6 +23,14 @@ setup ""
 out=$(FTD_SOCKET=$work/n1.sock "$FTCTL" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ $out == *"ftd is not running"* ]]
 ok $? "no ftd: exit 2, '$out'"
+if [ ! -d /sys/module/kvm_ft ]; then
+	out=$("$FTCTL" vms 2>&1); rc=$?
+	[ $rc -eq 6 ] && [[ $out == *"kvm_ft module is not loaded"* ]]
+	ok $? "vms without the module: exit 6, '$out'"
+else
+	"$FTCTL" vms --json >/dev/null
+	ok $? "vms lists the module's VMs over generic netlink"
+fi
 
 # ftd under a fake systemd: notify socket and a 200 ms watchdog
 python3 - "$work/notify" 3 >"$work/notify.log" <<'PY' &
