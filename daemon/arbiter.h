@@ -192,9 +192,11 @@ int ft_arb_format(const char *path, const uint8_t pair_uuid[16],
 		  uint32_t sector_size, unsigned int first_primary);
 
 /*
- * Opens a formatted area as node_id 1 or 2 (0 = read-only observer).
- * Loads the superblock and, for a node, its own dblock (which must be
- * readable: a node never restarts from an assumed-empty dblock).
+ * Opens a formatted area as node_id 1 or 2 (0 = read-only observer) and
+ * checks its superblock (-EBADMSG if it is not an arbitration area). Nothing
+ * else is cached: every round re-reads the node's own dblock from the disk,
+ * so a restarted node continues from what it wrote, and an unreadable own
+ * dblock fails the ballot instead of being taken for an empty one.
  */
 int ft_arb_open(const char *path, unsigned int node_id, struct ft_arb **out);
 void ft_arb_close(struct ft_arb *a);

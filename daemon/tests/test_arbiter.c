@@ -599,10 +599,26 @@ static ssize_t fail_io(void *ctx, int fd, bool wr, void *buf, size_t len,
 
 static void test_io_errors(void)
 {
-	int bad = 0, healthy_ok = 0, sweeps = 0, got_err = 0, adopted = 0;
+	int bad = 0, healthy_ok = 0, sweeps = 0, adopted = 0, nio;
+	int err_before = 0, ok_at_end = 0;
+	struct ft_arb_stats st;
+	struct ft_arb *n;
+	unsigned int w;
 
+	/* I/Os of one uncontended ballot: the sweep fails each of them */
+	format(4096);
+	n = open_node(1);
+	if (!n)
+		return;
+	ft_arb_get_stats(n, &st);
+	nio = -(int)(st.reads + st.writes);	/* open read the superblock */
+	if (ft_arb_run_ballot(n, 1, &w))
+		return;
+	ft_arb_get_stats(n, &st);
+	ft_arb_close(n);
+	nio += (int)(st.reads + st.writes);
 	for (int wo = 0; wo < 2; wo++) {
-		for (int k = 0; k < 16; k++) {
+		for (int k = 0; k <= nio; k++) {
 			struct fail_ctx c = { .fail_from = k,
 					      .writes_only = wo };
 			struct ft_arb_hooks h = { .io = fail_io, .ctx = &c };
@@ -617,9 +633,10 @@ static void test_io_errors(void)
 				return;
 			ft_arb_set_hooks(n1, &h);
 			r1 = ft_arb_run_ballot(n1, 1, &w1);
-			/* a ballot takes 10 I/Os: from there on it completes */
-			if (r1)
-				got_err++;
+			if (k < nio)
+				err_before += r1 == -EIO;
+			else
+				ok_at_end += !r1 && w1 == 1;
 			r2 = ft_arb_run_ballot(n2, 1, &w2);
 			ft_arb_set_hooks(n1, NULL);
 			r1b = ft_arb_run_ballot(n1, 1, &w1b);
@@ -639,8 +656,11 @@ static void test_io_errors(void)
 			ft_arb_close(n2);
 		}
 	}
-	ok(got_err >= 20, "I/O failing from I/O #k (k < 10): ballot errors "
-	   "(%d of %d)", got_err, sweeps);
+	ok(err_before == 2 * nio, "I/O failing from I/O #k, each k < %d (all "
+	   "I/O or writes only): -EIO every time (%d of %d)", nio, err_before,
+	   2 * nio);
+	ok(ok_at_end == 2, "failing only after the ballot's %d I/Os: node 1 "
+	   "wins", nio);
 	ok(bad == 0, "a node whose I/O failed never reported a win; the healthy "
 	   "node decided (adopting the failed node's phase-2 value %d times)",
 	   adopted);
