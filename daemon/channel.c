@@ -709,6 +709,7 @@ void ft_chan_get_stats(const struct ft_chan *c, struct ft_chan_stats *st)
 	} else {
 		st->head_seq = c->stored_seq;
 		st->unacked_records = c->stored_seq - c->acked_sent;
+		st->stalled = c->up && c->up->stalled;
 	}
 }
 

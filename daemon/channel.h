@@ -91,6 +91,7 @@ struct ft_chan_stats {
 	uint64_t hb_rtt_us;		/* last heartbeat round trip */
 	uint32_t peer_role;
 	uint64_t peer_epoch_seen;	/* epoch an authenticated peer offered, if different */
+	bool stalled;			/* receiver: not reading, the replay ring is full */
 };
 
 struct ft_chan_ops {

@@ -27,7 +27,7 @@ struct ft_node {
 	int arb_last_err;
 	enum ft_chan_state chan_state;
 	bool peer_seen, peer_dead;
-	uint64_t started_us, dead_at_us;
+	uint64_t started_us, dead_at_us, stalled_at_us;
 	const char *arb_state;
 	bool arb_note_logged;
 	uint64_t arb_attempts;
@@ -221,7 +221,16 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 	if (!n->chan)
 		return 0;
 	ft_chan_get_stats(n->chan, &st);
-	deadline = st.last_rx_us + n->cfg.peer_timeout_us;
+	/*
+	 * While our own replay ring is full we stop reading the socket, so the
+	 * peer's frames wait unread in it: that silence is ours, not the
+	 * peer's. Detection pauses; promotion could not finish before the
+	 * replay drained anyway.
+	 */
+	if (st.stalled)
+		n->stalled_at_us = now;
+	deadline = (st.last_rx_us > n->stalled_at_us ? st.last_rx_us : n->stalled_at_us) +
+		   n->cfg.peer_timeout_us;
 	if (n->peer_seen && !n->peer_dead && now >= deadline) {
 		n->peer_dead = true;
 		n->dead_at_us = now;
@@ -229,7 +238,9 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 							     .reason = "peer-timeout",
 							     .role = ft_role_name(n->sm.role) },
 		       "peer node %u declared dead: no heartbeat, log or ack for %llu ms (timeout %llu ms)",
-		       3 - n->cfg.node_id, (unsigned long long)(now - st.last_rx_us) / 1000,
+		       3 - n->cfg.node_id,
+		       (unsigned long long)(now - (st.last_rx_us > n->stalled_at_us ? st.last_rx_us :
+						   n->stalled_at_us)) / 1000,
 		       (unsigned long long)n->cfg.peer_timeout_us / 1000);
 		apply(n, FT_EV_PEER_DEAD);
 	}
@@ -495,6 +506,8 @@ void ft_node_status(struct ft_node *n, FILE *o)
 		(unsigned long long)st.rejects);
 	if (st.last_reject[0])
 		fprintf(o, "last_reject=%s\n", st.last_reject);
+	if (st.stalled)
+		fprintf(o, "stalled=replay-ring-full\n");
 	fprintf(o, "window_full=%llu\nreplay_ring_full=%llu\nduplicates=%llu\n",
 		(unsigned long long)st.window_full, (unsigned long long)st.ring_full,
 		(unsigned long long)st.duplicates);

@@ -40,4 +40,26 @@ ok $? "one session each: the channel never dropped"
 ok $? "roles unchanged"
 [ -n "$g1" ] && [ -n "$g2" ] && [ "$g1" -lt 500 ] && [ "$g2" -lt 500 ]
 ok $? "longest gaps ($g1, $g2 ms) below the 500 ms timeout"
+cleanup
+trap - EXIT
+pids=()
+
+setup "ring_order = 16
+max_lag_bytes = 256K"
+start 2 && start 1 && wait_for 5 1 channel up
+ok $? "pair with a 64 KiB replay ring up"
+seed=$RANDOM$RANDOM
+echo "# seed $seed"
+"$RING" produce "$work/n1.ring" "$seed" 30000 &
+pids+=($!)
+# nobody consumes the replay ring for 1.5 s (3 peer timeouts)
+sleep 1.5
+[ "$(st 2 stalled)" = replay-ring-full ] && [ "$(st 2 role)" = backup ] && [ "$(st 1 role)" = primary ]
+ok $? "replay consumer absent 1.5 s: backup stalled on its full replay ring, roles unchanged"
+"$RING" verify "$work/n2.ring" "$seed" 30000 60 >"$work/verified"
+ok $? "consumer resumed: all 30000 records verified ($(cat "$work/verified"))"
+dead=$(cat "$work/n1.log" "$work/n2.log" | grep -c "declared dead")
+ok $((dead != 0)) "no 'declared dead' during the stall ($dead)"
+[ "$(st 1 window_full)" -gt 0 ]
+ok $? "the primary's window filled ($(st 1 window_full) times) instead of buffering"
 finish
