@@ -29,6 +29,19 @@
  * neither copy is valid the slot is unreadable (-EBADMSG), never "empty".
  * Format writes a valid initial record into every slot.
  *
+ * Where this departs from shared/ARBITRATION.md, and why:
+ * - Phase-1 choice: the inp of the block with the highest bal, *own block
+ *   included* (Disk Paxos), not "the peer's inp if its bal >= ours, else
+ *   me": that rule drops a value this node adopted in an earlier round and
+ *   SPIN finds two winners with it (model -DBUG_DOC_RULE; test_arbiter
+ *   replays the interleaving on this code).
+ * - Double-buffered reads collect both copies twice and accept only two
+ *   identical collects: "use the other copy on a CRC failure" over a single
+ *   non-atomic read can return a record older than one already on the disk
+ *   (model -DDBUF -DBUG_SINGLE_COLLECT).
+ * - Decision records are single copies and only cache what the dblocks
+ *   committed, so an invalid one is ignored by the ballot (not an error).
+ *
  * Errors are negative errno values:
  *   -EBADMSG  a record (both copies) failed its magic/CRC/uuid check
  *   -ESTALE   the on-disk epoch (or a peer's record) is past the caller's epoch:
@@ -41,11 +54,11 @@
  *   -EIO etc. from the disk; the ballot never turns an I/O error into a win
  *
  * Every call does synchronous I/O and blocks until the disk answers (a round
- * is about 10 record I/Os; ft_arb_run_ballot() also sleeps between preempted
- * rounds). An event loop should call ft_arb_ballot_once() from a worker
- * thread or child process if the disk may hang, and treat a missing answer as
- * "undecided", never as a win. A handle is not thread-safe; each node must
- * have at most one handle (process) running ballots at a time.
+ * is 16 record I/Os uncontended; ft_arb_run_ballot() also sleeps between
+ * preempted rounds). An event loop should call ft_arb_ballot_once() from a
+ * worker thread or child process if the disk may hang, and treat a missing
+ * answer as "undecided", never as a win. A handle is not thread-safe; each
+ * node must have at most one handle (process) running ballots at a time.
  */
 #ifndef FT_ARBITER_H
 #define FT_ARBITER_H
