@@ -147,7 +147,7 @@ uint64_t vm_alloc(struct kvm_vm *vm, uint64_t size)
 {
 	uint64_t gpa = (vm->scratch_next + 63) & ~63ULL;
 
-	KT_ASSERT(gpa + size <= 0x400000, "vm_alloc: scratch area full");
+	KT_ASSERT(gpa + size <= VM_SCRATCH_END, "vm_alloc: scratch area full");
 	vm->scratch_next = gpa + size;
 	memset(vm->mem + gpa, 0, size);
 	return gpa;
@@ -175,7 +175,7 @@ static void load_self(struct kvm_vm *vm)
 			  "read program header");
 		if (ph.p_type != PT_LOAD)
 			continue;
-		KT_ASSERT(ph.p_vaddr >= 0x400000 && ph.p_vaddr + ph.p_memsz <= vm->mem_size,
+		KT_ASSERT(ph.p_vaddr >= VM_SCRATCH_END && ph.p_vaddr + ph.p_memsz <= vm->mem_size,
 			  "segment %#llx+%#llx does not fit guest RAM",
 			  (unsigned long long)ph.p_vaddr, (unsigned long long)ph.p_memsz);
 		KT_ASSERT(pread(fd, vm->mem + ph.p_vaddr, ph.p_filesz, ph.p_offset) ==

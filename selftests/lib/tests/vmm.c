@@ -154,24 +154,20 @@ static void guest_halt_irq(void *arg)
 	GUEST_SYNC(guest_irq.count, guest_irq.last_vector, guest_irq.last_rip);
 }
 
-/* An interrupt queued by the host wakes a halted guest, at the instruction after HLT. */
+/* An interrupt the host queues at the HLT exit wakes the guest right after its HLT. */
 TEST(halt_then_interrupt)
 {
 	extern char after_hlt[];
 	struct kvm_vm *vm = vm_create(NULL, guest_halt_irq, NULL);
 	struct ucall uc;
 
-	/* Queue it only once the guest halted. */
-	vm->irq_thread_running = false;
-	ASSERT_EQ(0, vm->halts);
-	vm_queue_irq(vm, 0x31);
+	vm->irq_on_halt = 0x31;
 	vcpu_run_expect(vm, UCALL_SYNC, &uc);
+	ASSERT_EQ(1, vm->halts);
+	ASSERT_EQ(1, vm->irqs_injected);
 	ASSERT_EQ(1, uc.args[0]);
 	ASSERT_EQ(0x31, uc.args[1]);
-	ASSERT_EQ(1, vm->irqs_injected);
-	/* Delivered either before HLT ran (the STI shadow ended) or after it. */
-	ASSERT_TRUE(uc.args[2] == (uint64_t)(uintptr_t)after_hlt ||
-		    uc.args[2] == (uint64_t)(uintptr_t)after_hlt - 1);
+	ASSERT_EQ((uint64_t)(uintptr_t)after_hlt, uc.args[2]);
 	vcpu_run_expect(vm, UCALL_DONE, &uc);
 	vm_free(vm);
 }
