@@ -18,7 +18,8 @@
  *   I/O errors, restarting crashed nodes; after every trial at most one winner,
  *   the two decision slots agree, a "winner = me" is the decided one, epochs
  *   and each node's (epoch, mbal) never go backwards, and a straggler of the
- *   finished epoch is refused.
+ *   finished epoch is refused; in half the trials the winner advances and
+ *   decides the next epoch at once, while the loser may still be mid-ballot.
  * Environment: FT_SEED (repeat a run), FT_ARB_TRIALS (default 600),
  * FT_ARB_DIR (where the test file goes; default $TMPDIR or /var/tmp).
  */
@@ -693,6 +694,8 @@ struct child_res {
 	int ret;
 	unsigned int winner;
 	uint64_t rounds, aborts, io_errors, ns;
+	int eager, eager_ret;	/* the winner moved on to epoch + 1 */
+	unsigned int eager_winner;
 };
 
 struct shared {
@@ -703,6 +706,7 @@ struct plan {
 	int crash_pt;		/* enum ft_arb_point or -1 */
 	int torn_write;		/* crash tearing write number n (1-based) */
 	unsigned int eio_pct;	/* chance of EIO per I/O */
+	bool eager;		/* a winner advances and ballots epoch + 1 */
 	uint64_t seed;
 	int writes;
 };
@@ -780,6 +784,21 @@ static void child(unsigned int node, uint64_t epoch, int go_fd,
 	res->ns = now_ns() - t0;
 	ft_arb_get_stats(a, &st);
 	res->ret = ret;
+	/*
+	 * An eager winner moves on at once (no faults from here): the loser,
+	 * possibly still mid-ballot for epoch, then meets a peer dblock of
+	 * epoch + 1 and must stop with -ESTALE, never decide epoch again.
+	 */
+	if (!ret && res->winner == node && p->eager) {
+		ft_arb_set_hooks(a, NULL);
+		res->eager_ret = ft_arb_advance_epoch(a, epoch + 1, node,
+						      3 - node);
+		if (!res->eager_ret) {
+			res->eager = 1;
+			res->eager_ret = ft_arb_run_ballot(a, epoch + 1,
+							   &res->eager_winner);
+		}
+	}
 	res->rounds = st.rounds;
 	res->aborts = st.aborts;
 	res->io_errors = st.io_errors;
@@ -789,7 +808,8 @@ static void child(unsigned int node, uint64_t epoch, int go_fd,
 
 struct totals {
 	unsigned long trials, wins[3], crashes, torn, restarts, rounds,
-		      aborts, io_errors, violations, contended;
+		      aborts, io_errors, violations, contended, eager,
+		      fenced;
 	uint64_t ns_sum, ns_max;
 };
 
@@ -818,6 +838,7 @@ static void random_plan(struct plan *p, int crash_pct)
 	} else if (rnd_below(8) == 0) {
 		p->eio_pct = 10 + rnd_below(40);
 	}
+	p->eager = rnd_below(2);
 }
 
 #define VIOL(...) do { printf("# VIOLATION trial %lu: ", t->trials); \
@@ -826,7 +847,7 @@ static void random_plan(struct plan *p, int crash_pct)
 
 /* One epoch's race; returns the decided winner or 0 on a failed trial. */
 static unsigned int trial(uint64_t epoch, struct shared *sh, struct totals *t,
-			  struct ft_arb *obs, uint64_t last[3][2])
+			  struct ft_arb *obs, uint64_t last[3][2], int *eager)
 {
 	struct plan plan[3];
 	pid_t pid[3];
@@ -873,12 +894,18 @@ static unsigned int trial(uint64_t epoch, struct shared *sh, struct totals *t,
 		live--;
 	}
 	t->contended += sh->res[1].rounds && sh->res[2].rounds;
+	*eager = sh->res[1].eager || sh->res[2].eager;
+	t->eager += *eager;
 	for (unsigned int n = 1; n <= 2; n++) {
 		struct child_res *r = &sh->res[n];
 
 		t->rounds += r->rounds;
 		t->aborts += r->aborts;
 		t->io_errors += r->io_errors;
+		if (r->ret == -ESTALE && sh->res[3 - n].eager) {
+			t->fenced++;
+			continue;
+		}
 		if (r->ret) {
 			VIOL("node %u ballot returned %d", n, r->ret);
 			continue;
@@ -889,7 +916,13 @@ static unsigned int trial(uint64_t epoch, struct shared *sh, struct totals *t,
 			VIOL("two winners: %u and %u", winner, r->winner);
 		else
 			winner = r->winner;
+		if (r->eager && (r->eager_ret || r->eager_winner != n ||
+				 r->winner != n))
+			VIOL("eager node %u: epoch + 1 ballot %d winner %u", n,
+			     r->eager_ret, r->eager_winner);
 	}
+	if (!winner)
+		VIOL("no node returned a winner");
 	/* on disk: decisions agree with each other and with what was returned */
 	for (unsigned int n = 1; n <= 2; n++) {
 		struct ft_arb_dblock db;
@@ -899,23 +932,27 @@ static unsigned int trial(uint64_t epoch, struct shared *sh, struct totals *t,
 			d[n].epoch = 0;
 		else if (ret)
 			VIOL("decision[%u] read: %d", n, ret);
-		if (d[n].epoch == epoch && d[n].winner != winner)
-			VIOL("decision[%u] = %u, nodes returned %u", n,
-			     d[n].winner, winner);
-		if (d[n].epoch > epoch)
+		/* an eager winner decided epoch + 1 for itself too */
+		if ((d[n].epoch == epoch || d[n].epoch == epoch + *eager) &&
+		    d[n].winner != winner)
+			VIOL("decision[%u] = %u for epoch %llu, nodes returned "
+			     "%u", n, d[n].winner,
+			     (unsigned long long)d[n].epoch, winner);
+		if (d[n].epoch > epoch + *eager)
 			VIOL("decision[%u] from the future", n);
 		if (ft_arb_read_dblock(obs, n, &db))
 			VIOL("dblock[%u] unreadable after the trial", n);
-		else if (db.epoch > epoch || db.epoch < last[n][0] ||
+		else if (db.epoch > epoch + *eager || db.epoch < last[n][0] ||
 			 (db.epoch == last[n][0] && db.mbal < last[n][1]))
 			VIOL("dblock[%u] (epoch, mbal) went backwards", n);
 		last[n][0] = db.epoch;
 		last[n][1] = db.mbal;
 	}
-	if (ft_arb_decided(obs, epoch, &dw) || dw != winner)
+	if (ft_arb_decided(obs, epoch + *eager, &dw) || dw != winner)
 		VIOL("ft_arb_decided says %u, winner %u", dw, winner);
-	if (ft_arb_read_epoch(obs, &er) || er.epoch != epoch)
-		VIOL("epoch record moved during the ballot");
+	if (ft_arb_read_epoch(obs, &er) || er.epoch != epoch + *eager)
+		VIOL("epoch record is %llu after the trial",
+		     (unsigned long long)er.epoch);
 	for (unsigned int n = 1; n <= 2; n++) {
 		uint64_t ns = sh->res[n].ns;
 
@@ -969,6 +1006,7 @@ static void test_races(void)
 	}
 	for (t.trials = 0; t.trials < n; t.trials++) {
 		unsigned int w;
+		int eager;
 
 		/* a fresh area every 25 epochs, alternating 512 B / 4 KiB */
 		if (t.trials % 25 == 0) {
@@ -982,12 +1020,13 @@ static void test_races(void)
 			epoch = 1;
 			memset(last, 0, sizeof(last));
 		}
-		w = trial(epoch, sh, &t, obs, last);
+		w = trial(epoch, sh, &t, obs, last, &eager);
 		if (!w) {
 			failed++;
 			break;
 		}
 		t.wins[w]++;
+		epoch += eager;
 		advance(epoch, w, &t);
 		epoch++;
 	}
@@ -996,10 +1035,11 @@ static void test_races(void)
 	printf("# races: %lu trials in %.1f s: wins node1 %lu node2 %lu, "
 	       "crashes %lu (torn writes %lu), restarts %lu, both nodes ran "
 	       "rounds in %lu, rounds %lu, aborted rounds (retries) %lu, "
-	       "I/O errors injected %lu\n", t.trials,
+	       "I/O errors injected %lu, eager winners %lu, loser ballots "
+	       "fenced by them (-ESTALE) %lu\n", t.trials,
 	       (double)(now_ns() - t0) / 1e9, t.wins[1], t.wins[2], t.crashes,
 	       t.torn, t.restarts, t.contended, t.rounds, t.aborts,
-	       t.io_errors);
+	       t.io_errors, t.eager, t.fenced);
 	printf("# races: start-to-decision per node (random faults included): "
 	       "mean %.2f ms, max %.2f ms\n",
 	       t.trials ? (double)t.ns_sum / 2e6 / (double)t.trials : 0.0,
@@ -1008,8 +1048,10 @@ static void test_races(void)
 	ok(t.violations == 0, "no safety violation in %lu trials "
 	   "(one winner, decisions agree, winner=me is decided, monotonic)",
 	   t.trials);
-	ok(n < 100 || (t.wins[1] && t.wins[2] && t.crashes && t.aborts),
-	   "the trials exercised both winners, crashes and duelling rounds");
+	ok(n < 100 || (t.wins[1] && t.wins[2] && t.crashes && t.aborts &&
+		       t.eager),
+	   "the trials exercised both winners, crashes, duelling rounds and "
+	   "eager winners");
 }
 
 static int cmp_u64(const void *a, const void *b)
