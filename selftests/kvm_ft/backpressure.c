@@ -120,7 +120,7 @@ FIXTURE_TEARDOWN(bp)
 	ft_vm_teardown(&self->f);
 }
 
-TEST_F_TIMEOUT(bp, million_records_slow_reader, 400)
+TEST_F_TIMEOUT(bp, million_records_slow_reader, 280)
 {
 	const char *env = getenv("KVM_FT_BP_RECORDS");
 	uint64_t n = env ? strtoull(env, NULL, 0) : 1000000;
