@@ -150,7 +150,8 @@ TEST(set_mode_live_stops_logging)
 
 /*
  * Proves: closing the vCPU, VM and /dev/kvm fds before the ft fd is safe
- * (the module holds its own VM reference): the ring stays mapped and
+ * (the module holds its own VM reference), poll reports POLLHUP (the VM's
+ * users are gone, per the header "detached or destroyed"); the ring stays mapped and
  * readable with every record, stats still answer, then closing the ft fd
  * and unmapping release everything (the final rmmod kvm in /init checks no
  * VM leaked).
@@ -161,11 +162,20 @@ TEST(close_vm_before_ft_fd)
 	struct ucall uc;
 	struct kvm_ft_stats st;
 	struct recs rs = { 0 };
+	struct pollfd pfd;
 
 	ft_vm_setup(&f, NULL, guest_until_stop, NULL, 0);
 	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
 	vm_free(f.vm);
 	f.vm = NULL;
+	/* The VM's users are gone: POLLHUP (after a short while at most). */
+	pfd = (struct pollfd){ .fd = f.ft_fd, .events = POLLIN };
+	for (int i = 0; i < 100 && !(pfd.revents & POLLHUP); i++) {
+		ASSERT_LE(0, poll(&pfd, 1, 0));
+		if (!(pfd.revents & POLLHUP))
+			usleep(10000);
+	}
+	ASSERT_EQ(POLLHUP, pfd.revents & POLLHUP);
 	ASSERT_EQ(201, ft_drain(&f.ring, &rs));
 	ASSERT_EQ(NULL, recs_check_seq(&rs, 1, 0));
 	ft_stats(f.ft_fd, &st);
