@@ -11,6 +11,7 @@
 # printed for people and for the counts when the VM died.
 #
 # Environment: TOP BUILD KVER (from make), VM_TIMEOUT (seconds, whole boot),
+# VM_SMP (vCPUs of the test VM, default 1),
 # TEST_TIMEOUT (seconds per binary), KVM_FT_* (exported to the tests, e.g.
 # KVM_FT_SEED to re-run a randomised test, KVM_FT_BP_RECORDS).
 set -euo pipefail
@@ -103,7 +104,7 @@ done
 
 start=$(date +%s)
 set +e
-timeout -k 5 "$vm_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 1 \
+timeout -k 5 "$vm_timeout" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp "${VM_SMP:-1}" \
 	-nographic -no-reboot -kernel "$kernel" -initrd "$initrd" -append "$append" \
 	-serial mon:stdio -serial "file:$side" < /dev/null 2>&1 | tr -d '\r' | tee "$console"
 qrc=${PIPESTATUS[0]}
