@@ -212,8 +212,7 @@ TEST(every_record_type_exact)
 		ASSERT_EQ(0, in->reserved);
 	}
 	/* The ucall's OUT: its data is the address of the guest's struct ucall. */
-	check_pio(_metadata, recs_at(&rs, 9), KVM_FT_REC_PIO_OUT,
-		  ((const struct kvm_ft_rec_pio *)recs_at(&rs, 9))->rip, UCALL_PORT, 4,
+	check_pio(_metadata, recs_at(&rs, 9), KVM_FT_REC_PIO_OUT, A(ucall_insn), UCALL_PORT, 4,
 		  (uint32_t)vm->io_log[4].data);
 
 	ft_stats(f.ft_fd, &st);

@@ -19,7 +19,9 @@ void guest_ucall(uint64_t cmd, uint64_t nargs, ...)
 	for (i = 0; i < nargs && i < UCALL_MAX_ARGS; i++)
 		uc.args[i] = va_arg(ap, uint64_t);
 	va_end(ap);
-	outl(UCALL_PORT, (uint32_t)(uintptr_t)&uc);
+	/* The one OUT of every ucall, at a known address (ucall_insn). */
+	__asm__ volatile(".globl ucall_insn\nucall_insn: outl %0, %1"
+			 : : "a"((uint32_t)(uintptr_t)&uc), "Nd"((uint16_t)UCALL_PORT) : "memory");
 }
 
 void guest_assert_fail(const char *file, uint64_t line, const char *expr,

@@ -150,7 +150,11 @@ void vcpu_run_expect(struct kvm_vm *vm, uint64_t cmd, struct ucall *uc);
 
 /* Interrupts. */
 void vm_queue_irq(struct kvm_vm *vm, uint32_t vector);
-/* A thread requesting `vector` at random intervals in [min_us, max_us]. */
+/*
+ * A thread requesting `vector` at random intervals in [min_us, max_us]. It
+ * kicks the thread that last entered vcpu_run() (or the caller, before
+ * that) with SIGUSR1, which makes KVM_RUN return at once (immediate_exit).
+ */
 void vm_irq_thread_start(struct kvm_vm *vm, uint32_t vector,
 			 unsigned int min_us, unsigned int max_us, uint64_t seed);
 void vm_irq_thread_stop(struct kvm_vm *vm);

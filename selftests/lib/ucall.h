@@ -23,6 +23,9 @@ enum {
 
 #define UCALL_MAX_ARGS	8
 
+/* Address of the OUT instruction of every ucall but assertion failures. */
+extern char ucall_insn[];
+
 struct ucall {
 	uint64_t cmd;
 	uint64_t nargs;
