@@ -62,4 +62,17 @@ for l in sys.stdin:
 
 run_case 1 2
 run_case 2 1
+
+# Without a shared disk nobody may go live (ARBITRATION.md invariant 5).
+setup "peer_timeout = ${timeout_ms}ms
+backup_delay = 100ms"
+start 2 && start 1 && wait_for 5 1 channel up
+ok $? "no disk: pair up"
+kill -STOP "$pid1"
+wait_for 5 2 role arbitrating
+ok $? "no disk: backup suspects the stopped primary and arbitrates"
+sleep 1.5
+[ "$(st 2 role)" = arbitrating ] && [[ "$(st 2 arbitration)" == *"no shared_disk"* ]]
+ok $? "no disk: 1.5 s later still arbitrating, never live ($(st 2 arbitration))"
+kill -CONT "$pid1"
 finish
