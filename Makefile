@@ -83,9 +83,22 @@ demo: deps
 install: daemon
 	$(MAKE) -C daemon install
 
+# The module source as DKMS wants it under /usr/src/kvm-ft-<version>/, then
+# add/build/install for $(KVER). With DESTDIR only the files are installed.
+DKMS_VER = $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' $(TOP)/dkms.conf)
 dkms-install:
-	@echo "make dkms-install: arrives with the packaging work (issue 6); not yet."
-	@exit 1
+	@test -n "$(DKMS_VER)" || { echo "dkms-install: no PACKAGE_VERSION in dkms.conf"; exit 1; }
+	rm -rf $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)
+	install -d $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)/kmod $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)/uapi/linux
+	install -m 0644 Kbuild dkms.conf $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)/
+	install -m 0644 kmod/Kbuild kmod/README kmod/*.c kmod/*.h $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)/kmod/
+	install -m 0644 uapi/linux/*.h $(DESTDIR)/usr/src/kvm-ft-$(DKMS_VER)/uapi/linux/
+	@if [ -z "$(DESTDIR)" ]; then \
+		test -n "$(KVER)" || { echo "dkms-install: no Debian 6.1 kernel headers: run 'make deps'"; exit 1; }; \
+		set -x; dkms remove kvm-ft/$(DKMS_VER) --all >/dev/null 2>&1; \
+		dkms add kvm-ft/$(DKMS_VER) && dkms build kvm-ft/$(DKMS_VER) -k $(KVER) && \
+		dkms install kvm-ft/$(DKMS_VER) -k $(KVER); \
+	fi
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP) clean 2>/dev/null
