@@ -27,10 +27,11 @@ export KVER KDIR KVM_SRC
 # Debian packages `make check`/`make demo` need. Installed only when missing.
 DEPS := gcc make pkg-config xz-utils linux-image-amd64 linux-headers-amd64 \
 	linux-source-6.1 libsystemd-dev libnl-genl-3-dev libsodium-dev \
-	qemu-system-x86 busybox-static cpio kmod spin
+	qemu-system-x86 busybox-static cpio kmod spin \
+	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs
 
 .PHONY: all deps modules daemon selftests check check-host check-vm bench demo \
-	install dkms-install clean
+	install dkms-install deb check-packaging clean
 
 all: modules daemon selftests
 
@@ -99,6 +100,20 @@ dkms-install:
 		dkms add kvm-ft/$(DKMS_VER) && dkms build kvm-ft/$(DKMS_VER) -k $(KVER) && \
 		dkms install kvm-ft/$(DKMS_VER) -k $(KVER); \
 	fi
+
+# Debian packages kvm-ft-dkms and ftd from a staged copy of the tree
+# (packaging/debian becomes debian/), then lintian; errors fail the build.
+DEB_DIR := $(BUILD)/deb
+deb:
+	@v=$$(dpkg-parsechangelog -l packaging/debian/changelog -S Version); \
+	test "$$v" = "$(DKMS_VER)" || { echo "deb: changelog says $$v, dkms.conf $(DKMS_VER)"; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src/kvm-ft-$(DKMS_VER)
+	git ls-files -co --exclude-standard Kbuild dkms.conf kmod uapi daemon packaging | \
+		grep -v '^packaging/debian/' | tar -cf - -T - | tar -xf - -C $(DEB_DIR)/src/kvm-ft-$(DKMS_VER)
+	cp -r packaging/debian $(DEB_DIR)/src/kvm-ft-$(DKMS_VER)/debian
+	cd $(DEB_DIR)/src/kvm-ft-$(DKMS_VER) && dpkg-buildpackage -us -uc -b -j2
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/
+	lintian --fail-on error --display-info $(DEB_DIR)/kvm-ft_$(DKMS_VER)_amd64.changes
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP) clean 2>/dev/null
