@@ -115,6 +115,12 @@ deb:
 	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/src/*.changes $(DEB_DIR)/src/*.buildinfo $(DEB_DIR)/
 	lintian --fail-on error --display-info $(DEB_DIR)/kvm-ft_$(DKMS_VER)_amd64.changes
 
+# The .debs installed into a debootstrapped Debian 12 (cached under
+# build/packaging/) booted under QEMU with systemd: DKMS, modprobe, ftd.service.
+check-packaging: deps
+	$(MAKE) deb
+	selftests/packaging/run.sh
+
 clean:
 	-$(MAKE) -C $(KDIR) M=$(TOP) clean 2>/dev/null
 	-$(MAKE) -C daemon clean
