@@ -213,7 +213,7 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 		return -EFAULT;
 	if (a.flags & ~KVM_FT_ATTACH_F_ALL)
 		return -EOPNOTSUPP;
-	if (a.mode != KVM_FT_MODE_RECORD)	/* replay arrives with its own work */
+	if (a.mode != KVM_FT_MODE_RECORD && a.mode != KVM_FT_MODE_REPLAY)
 		return -EOPNOTSUPP;
 	for (i = 0; i < ARRAY_SIZE(a.reserved); i++)
 		if (a.reserved[i])
@@ -241,6 +241,8 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	if (r)
 		goto err_put_kvm;
 	r = ft_svm_check_vcpu(vcpu);
+	if (!r && a.mode == KVM_FT_MODE_REPLAY)
+		r = ft_svm_can_replay();
 	if (r)
 		goto err_put_kvm;
 	/*
@@ -262,14 +264,21 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 		r = -ENOMEM;
 		goto err_put_kvm;
 	}
-	r = ft_ring_init(&ft->ring, order);
+	r = ft_ring_init(&ft->ring, order, a.mode == KVM_FT_MODE_REPLAY);
 	if (r)
 		goto err_free_ft;
+	if (a.mode == KVM_FT_MODE_REPLAY) {
+		ft->rbuf = kmalloc(KVM_FT_RING_RESERVE, GFP_KERNEL);
+		if (!ft->rbuf) {
+			r = -ENOMEM;
+			goto err_ring;
+		}
+	}
 	ft->ring.on_error = ring_error;
 	mutex_init(&ft->lock);
 	ft->kvm = kvm;
 	ft->vcpu = vcpu;
-	ft->mode = KVM_FT_MODE_RECORD;
+	ft->mode = a.mode;
 	ft->vm_pid = kvm->userspace_pid;
 	/*
 	 * Without the flag FT_S_CPUID_OK stays clear even when the check above
@@ -318,6 +327,7 @@ err_unlock:
 	mutex_unlock(&ft_vms_lock);
 	put_unused_fd(fd);
 err_ring:
+	kfree(ft->rbuf);
 	ft_ring_destroy(&ft->ring);
 err_free_ft:
 	kmem_cache_free(ft_vm_cache, ft);
@@ -364,6 +374,7 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 		if (!cleared)
 			tomb_add(ft);
 	}
+	kfree(ft->rbuf);
 	ft_ring_destroy(&ft->ring);
 	kvm_put_kvm(ft->kvm);
 	kmem_cache_free(ft_vm_cache, ft);
@@ -413,8 +424,12 @@ static long set_mode(struct ft_vm *ft, unsigned long mode)
 	mutex_lock(&ft->lock);
 	if (test_bit(FT_S_DETACHED, &ft->state)) {
 		r = -ENODEV;
-	} else if (ft->mode == KVM_FT_MODE_RECORD && mode == KVM_FT_MODE_LIVE) {
-		/* Probes stop recording at once; the next entry drops the intercept. */
+	} else if ((ft->mode == KVM_FT_MODE_RECORD ||
+		    ft->mode == KVM_FT_MODE_REPLAY) && mode == KVM_FT_MODE_LIVE) {
+		/*
+		 * Probes stop recording (replaying) at once; the next entry
+		 * drops the intercept; a vCPU waiting for space (records) runs.
+		 */
 		WRITE_ONCE(ft->mode, KVM_FT_MODE_LIVE);
 		wake_up_all(&ft->ring.space_wq);
 		ft_ring_wake(&ft->ring, false);
@@ -437,6 +452,8 @@ static long ft_vm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return get_stats(ft, (struct kvm_ft_stats __user *)arg);
 	case KVM_FT_SET_MODE:
 		return set_mode(ft, arg);
+	case KVM_FT_GET_DIVERGENCE:
+		return ft_replay_get_divergence(ft, (void __user *)arg);
 	case KVM_FT_DETACH:
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;

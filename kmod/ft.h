@@ -48,12 +48,30 @@ struct ft_vm {
 	u64 intr_rip;
 	struct mutex lock;		/* serialises mode changes and detach */
 	struct callback_head wait_work;	/* see ft_record_wait_space() */
+	/* Replay only: the record being checked (vCPU thread) and the report. */
+	void *rbuf;			/* KVM_FT_RING_RESERVE bytes */
+	struct kvm_ft_divergence div;	/* under ring.lock; first error only */
 	struct ft_ring ring;
 };
 
 static inline bool ft_vm_recording(struct ft_vm *ft)
 {
 	return READ_ONCE(ft->mode) == KVM_FT_MODE_RECORD &&
+	       !test_bit(FT_S_DETACHED, &ft->state);
+}
+
+static inline bool ft_vm_replaying(struct ft_vm *ft)
+{
+	return READ_ONCE(ft->mode) == KVM_FT_MODE_REPLAY &&
+	       !test_bit(FT_S_DETACHED, &ft->state);
+}
+
+/* Recording or replaying: the RDTSC intercept and the CPUID rule apply. */
+static inline bool ft_vm_active(struct ft_vm *ft)
+{
+	u32 mode = READ_ONCE(ft->mode);
+
+	return (mode == KVM_FT_MODE_RECORD || mode == KVM_FT_MODE_REPLAY) &&
 	       !test_bit(FT_S_DETACHED, &ft->state);
 }
 
@@ -92,12 +110,29 @@ void ft_record_fail(struct ft_vm *ft, u32 error);
 struct ft_vm *ft_record_target(struct kvm_vcpu *vcpu);
 int ft_cpuid_check(struct kvm_vcpu *vcpu);
 
+void ft_stop_vm(struct ft_vm *ft);
+bool ft_orphaned(struct ft_vm *ft);
+
+/* replay.c: what the exit hook does with a synchronous exit */
+enum ft_replay_act {
+	FT_RP_KVM,		/* let KVM handle the exit */
+	FT_RP_SKIP,		/* emulated: skip the instruction */
+	FT_RP_ABANDON,		/* no side effect, re-enter (wait or stopped) */
+};
+struct ft_vm *ft_replay_target(struct kvm_vcpu *vcpu);
+enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				  u64 exit_code);
+void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size);
+long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg);
+
 /* svm.c */
 int ft_svm_init(void);
 void ft_svm_uninit(void);
 int ft_svm_arm(void);
+int ft_svm_can_replay(void);
 int ft_svm_check_vcpu(struct kvm_vcpu *vcpu);
 u64 ft_svm_exit_code(struct kvm_vcpu *vcpu);
+u64 ft_svm_exit_info(struct kvm_vcpu *vcpu, int n);
 bool ft_svm_clear_intercept_locked(struct kvm_vcpu *vcpu);
 bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector);
 void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,

@@ -45,7 +45,7 @@ static inline void __maybe_unused probe_type_checks(void)
  * would IPI-and-wait (not allowed with interrupts off); a request plus a kick
  * per vCPU has the same effect at their next entry.
  */
-static void stop_vm(struct ft_vm *ft)
+void ft_stop_vm(struct ft_vm *ft)
 {
 	struct kvm_vcpu *v;
 	unsigned long i;
@@ -62,7 +62,7 @@ static void stop_vm(struct ft_vm *ft)
 void ft_record_fail(struct ft_vm *ft, u32 error)
 {
 	ft_ring_set_error(&ft->ring, error);	/* the genl event: ring_error() */
-	stop_vm(ft);
+	ft_stop_vm(ft);
 }
 
 /* The attachment to record for, or NULL; enforces the single-vCPU rule. */
@@ -94,7 +94,7 @@ struct ft_vm *ft_record_target(struct kvm_vcpu *vcpu)
  * Our own reference is the last one: no fd and no mapping is left, nobody
  * can ever read the ring again. Closing the last reference detaches.
  */
-static bool orphaned(struct ft_vm *ft)
+bool ft_orphaned(struct ft_vm *ft)
 {
 	return file_count(ft->file) == 1;
 }
@@ -106,7 +106,7 @@ static bool orphaned(struct ft_vm *ft)
 static bool wait_done(struct ft_vm *ft)
 {
 	return !ft_vm_recording(ft) || ft_ring_error(&ft->ring) ||
-	       orphaned(ft) || (current->flags & PF_EXITING) ||
+	       ft_orphaned(ft) || (current->flags & PF_EXITING) ||
 	       ft_ring_free(&ft->ring) >= ft->ring.size / 4;
 }
 
@@ -132,7 +132,7 @@ static void wait_space(struct callback_head *cb)
 				break;
 		}
 		ft_ring_wait_end(r, ktime_get_ns() - t0);
-		if (orphaned(ft))
+		if (ft_orphaned(ft))
 			ft_vm_detach(ft);
 		/* A ring that will never drain (bad consumer) stops the VM here. */
 		if (ft_vm_recording(ft) && ft_ring_error(r) &&
@@ -172,7 +172,7 @@ void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 		return;
 	}
 	if (r == -EIO) {	/* ring in error: the VM was stopped */
-		stop_vm(ft);
+		ft_stop_vm(ft);
 		return;
 	}
 	if (r < 0) {
@@ -240,13 +240,21 @@ void ft_probe_kvm_pio(void *data, unsigned int rw, unsigned int port,
 
 void ft_probe_kvm_mmio(void *data, int type, int len, u64 gpa, void *val)
 {
+	struct kvm_vcpu *vcpu = kvm_get_running_vcpu();
 	struct kvm_ft_rec_mmio rec = {};
 	struct ft_vm *ft;
 
+	/* Replay of MMIO is future work: stop before the access completes. */
+	if (vcpu && !is_guest_mode(vcpu) && (ft = ft_replay_target(vcpu))) {
+		ft_replay_unsupported(ft, type == KVM_TRACE_MMIO_WRITE ?
+				      KVM_FT_REC_MMIO_WRITE : KVM_FT_REC_MMIO_READ,
+				      gpa, len);
+		return;
+	}
 	/* The unsatisfied read goes to user space; its completion fires READ. */
 	if (type != KVM_TRACE_MMIO_READ && type != KVM_TRACE_MMIO_WRITE)
 		return;
-	ft = ft_record_target(kvm_get_running_vcpu());
+	ft = ft_record_target(vcpu);
 	if (!ft)
 		return;
 	if (!val || len < 1 || len > 8) {

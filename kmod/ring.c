@@ -67,7 +67,22 @@ static void wake_error(struct ft_ring *r)
 		r->on_error(r);
 }
 
-int ft_ring_init(struct ft_ring *r, u32 order)
+static_assert(offsetof(struct kvm_ft_replay_status, consumer) ==
+	      offsetof(struct kvm_ft_ring_producer, producer));
+static_assert(offsetof(struct kvm_ft_replay_status, next_seq) ==
+	      offsetof(struct kvm_ft_ring_producer, next_seq));
+static_assert(offsetof(struct kvm_ft_replay_status, landmark) ==
+	      offsetof(struct kvm_ft_ring_producer, landmark));
+static_assert(offsetof(struct kvm_ft_replay_status, flags) ==
+	      offsetof(struct kvm_ft_ring_producer, flags));
+static_assert(offsetof(struct kvm_ft_replay_status, error) ==
+	      offsetof(struct kvm_ft_ring_producer, error));
+static_assert(offsetof(struct kvm_ft_replay_status, ring_waits) ==
+	      offsetof(struct kvm_ft_ring_producer, ring_waits));
+static_assert(offsetof(struct kvm_ft_replay_producer, producer) ==
+	      offsetof(struct kvm_ft_ring_consumer, consumer));
+
+int ft_ring_init(struct ft_ring *r, u32 order, bool replay)
 {
 	memset(r, 0, sizeof(*r));
 	spin_lock_init(&r->lock);
@@ -75,19 +90,27 @@ int ft_ring_init(struct ft_ring *r, u32 order)
 	init_waitqueue_head(&r->space_wq);
 	r->order = order;
 	r->size = 1ULL << order;
-	r->prod = vmalloc_user(PAGE_SIZE + r->size);
-	if (!r->prod)
+	r->replay = replay;
+	r->area = vmalloc_user(PAGE_SIZE + r->size);
+	if (!r->area)
 		return -ENOMEM;
-	r->cons = vmalloc_user(PAGE_SIZE);
-	if (!r->cons) {
-		vfree(r->prod);
-		r->prod = NULL;
+	r->page = vmalloc_user(PAGE_SIZE);
+	if (!r->page) {
+		vfree(r->area);
+		r->area = NULL;
 		return -ENOMEM;
 	}
-	r->data = (u8 *)r->prod + PAGE_SIZE;
+	r->data = (u8 *)r->area + PAGE_SIZE;
+	if (replay) {
+		r->prod = r->page;
+		r->cons = r->area;
+	} else {
+		r->prod = r->area;
+		r->cons = r->page;
+	}
 	r->next_seq = 1;
 	r->woken_ns = local_clock();
-	r->prod->magic = KVM_FT_RING_MAGIC;
+	r->prod->magic = replay ? KVM_FT_REPLAY_MAGIC : KVM_FT_RING_MAGIC;
 	r->prod->api_version = KVM_FT_API_VERSION;
 	r->prod->ring_order = order;
 	r->prod->data_size = r->size;
@@ -98,8 +121,10 @@ int ft_ring_init(struct ft_ring *r, u32 order)
 void ft_ring_destroy(struct ft_ring *r)
 {
 	/* Mappings hold their own page references: vfree only drops ours. */
-	vfree(r->cons);
-	vfree(r->prod);
+	vfree(r->page);
+	vfree(r->area);
+	r->page = NULL;
+	r->area = NULL;
 	r->cons = NULL;
 	r->prod = NULL;
 }
@@ -125,11 +150,19 @@ int ft_ring_mmap(struct ft_ring *r, struct vm_area_struct *vma)
 	if (off == KVM_FT_MMAP_CONSUMER_OFF) {
 		if (len != PAGE_SIZE)
 			return -EINVAL;
-		return remap_vmalloc_range(vma, r->cons, 0);
+		if (!r->replay)
+			return remap_vmalloc_range(vma, r->page, 0);
+		/* Replay: the status page is the kernel's (see below). */
+		if (vma->vm_flags & VM_WRITE)
+			return -EPERM;
+		vma->vm_ops = &ro_vm_ops;
+		return remap_vmalloc_range(vma, r->page, 0);
 	}
 	if (off == KVM_FT_MMAP_PRODUCER_OFF) {
 		if (len != PAGE_SIZE + r->size)
 			return -EINVAL;
+		if (r->replay)	/* user space produces the replay ring */
+			return remap_vmalloc_range(vma, r->area, 0);
 		if (vma->vm_flags & VM_WRITE)
 			return -EPERM;
 		/*
@@ -139,7 +172,7 @@ int ft_ring_mmap(struct ft_ring *r, struct vm_area_struct *vma)
 		 * so FOLL_FORCE writes (ptrace, /proc/pid/mem) need VM_WRITE.
 		 */
 		vma->vm_ops = &ro_vm_ops;
-		return remap_vmalloc_range(vma, r->prod, 0);
+		return remap_vmalloc_range(vma, r->area, 0);
 	}
 	return -EINVAL;
 }
@@ -342,6 +375,20 @@ __poll_t ft_ring_poll(struct ft_ring *r, struct file *file, poll_table *wait)
 	bool err_wake, space;
 
 	poll_wait(file, &r->read_wq, wait);
+	if (r->replay) {
+		/* The writer's doorbell: a waiting vCPU re-checks at once. */
+		if (ft_ring_replay_ready(r))
+			wake_up_all(&r->space_wq);
+		spin_lock_irqsave(&r->lock, irqf);
+		if (smp_load_acquire(&r->cons->consumer) == r->tail)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+		if (r->error)
+			mask |= EPOLLERR;
+		if (r->flags & KVM_FT_RING_F_DETACHED)
+			mask |= EPOLLHUP;
+		spin_unlock_irqrestore(&r->lock, irqf);
+		return mask;
+	}
 	spin_lock_irqsave(&r->lock, irqf);
 	err_wake = refresh_tail(r);
 	if (r->head != r->tail)
@@ -407,5 +454,111 @@ void ft_ring_snapshot(struct ft_ring *r, u64 *head, u64 *tail, u64 *next_seq,
 	*flags = r->flags;
 	*error = r->error;
 	spin_unlock_irqrestore(&r->lock, irqf);
-	*acked = READ_ONCE(r->cons->acked_seq);
+	*acked = r->replay ? 0 : READ_ONCE(r->cons->acked_seq);
+}
+
+/* Replay: the writer published something we have not consumed yet. */
+bool ft_ring_replay_ready(struct ft_ring *r)
+{
+	return READ_ONCE(r->cons->consumer) != READ_ONCE(r->tail);
+}
+
+static int take_fail(struct ft_take_err *err, u32 reason, u64 pos)
+{
+	err->reason = reason;
+	err->pos = pos;
+	return -EBADMSG;
+}
+
+/*
+ * Replay: copy the next record (pads skipped) into @buf (at least
+ * KVM_FT_RING_RESERVE bytes) and consume it. Everything read from the
+ * shared area is read once, into @buf or a local, before it is checked.
+ * Checked here: the producer position, len (and pads), seq and landmark;
+ * the caller checks type-specific sizes. Returns the record's length,
+ * -EAGAIN if no record is published yet, -EBADMSG (with @err filled in)
+ * for an invalid ring, -EIO if the ring is in error already.
+ */
+int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err)
+{
+	struct kvm_ft_rec *hdr = buf;
+	unsigned long irqf;
+	u64 p, pos, off, room, skipped = 0;
+	u32 len;
+	bool sync;
+	int ret;
+
+	spin_lock_irqsave(&r->lock, irqf);
+	if (r->error) {
+		ret = -EIO;
+		goto out;
+	}
+	/* Pairs with the writer's store_release: record bytes before p. */
+	p = smp_load_acquire(&r->cons->consumer);
+	pos = r->tail;
+	if ((p & 7) || p < pos || p - pos > r->size) {
+		ret = take_fail(err, KVM_FT_DIV_PRODUCER, pos);
+		goto out;
+	}
+	r->head = p;
+	for (;;) {
+		if (p == pos) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		off = pos & (r->size - 1);
+		room = r->size - off;
+		/* len and type first: a pad may be only 8 bytes long. */
+		memcpy(buf, r->data + off, 8);
+		len = hdr->len;
+		if (hdr->type != KVM_FT_REC_PAD)
+			break;
+		if (len != room || room > p - pos) {
+			ret = take_fail(err, KVM_FT_DIV_LEN, pos);
+			goto out;
+		}
+		pos += room;
+		skipped += room;
+	}
+	if ((len & 7) || len < sizeof(*hdr) || len > KVM_FT_RING_RESERVE ||
+	    len > room || len > p - pos) {
+		ret = take_fail(err, KVM_FT_DIV_LEN, pos);
+		goto out;
+	}
+	memcpy(buf, r->data + off, len);
+	/* From here only the copy is used. */
+	hdr->len = len;
+	if (hdr->type == KVM_FT_REC_PAD || hdr->type > KVM_FT_REC_TYPE_MAX) {
+		ret = take_fail(err, KVM_FT_DIV_FORMAT, pos);
+		goto out;
+	}
+	if (hdr->seq != r->next_seq) {
+		ret = take_fail(err, KVM_FT_DIV_SEQ, pos);
+		goto out;
+	}
+	sync = hdr->type != KVM_FT_REC_INTR;
+	if (hdr->landmark != r->landmark + sync) {
+		ret = take_fail(err, KVM_FT_DIV_LANDMARK, pos);
+		goto out;
+	}
+	r->next_seq++;
+	r->landmark += sync;
+	r->tail = pos + len;
+	r->stats.records++;
+	r->stats.bytes += skipped + len;
+	r->stats.sync_records = r->landmark;
+	r->stats.rec_count[hdr->type]++;
+	WRITE_ONCE(r->prod->next_seq, r->next_seq);
+	WRITE_ONCE(r->prod->landmark, r->landmark);
+	/* Pairs with the writer's load_acquire: we are done with the bytes. */
+	smp_store_release(&r->prod->producer, r->tail);
+	ret = len;
+out:
+	if (ret == -EBADMSG) {
+		/* Point at the bad record; nothing is consumed. */
+		r->tail = pos;
+		smp_store_release(&r->prod->producer, r->tail);
+	}
+	spin_unlock_irqrestore(&r->lock, irqf);
+	return ret;
 }

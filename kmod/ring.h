@@ -21,15 +21,26 @@
 struct ft_ring {
 	spinlock_t lock;		/* serialises producers and the fields below */
 
-	struct kvm_ft_ring_producer *prod;	/* page 0 of the producer area */
-	u8 *data;				/* page 1.. of the producer area */
-	struct kvm_ft_ring_consumer *cons;	/* user-writable: never trusted */
+	/*
+	 * Log ring: prod is page 0 of area (read-only to user space), cons
+	 * is page (user-writable). Replay ring (replay): prod points to page
+	 * (struct kvm_ft_replay_status has prod's layout, read-only to user
+	 * space), cons to page 0 of area (user-writable producer position at
+	 * the offset of consumer). Either way the kernel writes prod and
+	 * never trusts cons.
+	 */
+	struct kvm_ft_ring_producer *prod;
+	u8 *data;				/* page 1.. of area */
+	struct kvm_ft_ring_consumer *cons;
+	void *area;			/* mapped at KVM_FT_MMAP_PRODUCER_OFF */
+	void *page;			/* mapped at KVM_FT_MMAP_CONSUMER_OFF */
+	bool replay;
 	u64 size;			/* data area bytes, a power of two */
 	u32 order;
 
 	/* Under lock. */
-	u64 head;			/* producer position (kernel's own copy) */
-	u64 tail;			/* last valid consumer position */
+	u64 head;			/* producer position (replay: last valid one seen) */
+	u64 tail;			/* last valid consumer position (replay: ours) */
 	u64 bad_seen;			/* last invalid consumer value counted */
 	u64 next_seq;
 	u64 landmark;
@@ -44,7 +55,7 @@ struct ft_ring {
 	wait_queue_head_t space_wq;	/* the vCPU waiting for space */
 };
 
-int ft_ring_init(struct ft_ring *r, u32 order);
+int ft_ring_init(struct ft_ring *r, u32 order, bool replay);
 void ft_ring_destroy(struct ft_ring *r);
 int ft_ring_mmap(struct ft_ring *r, struct vm_area_struct *vma);
 
@@ -71,5 +82,14 @@ void ft_ring_wait_end(struct ft_ring *r, u64 ns);
 void ft_ring_count_exit(struct ft_ring *r);
 void ft_ring_snapshot(struct ft_ring *r, u64 *head, u64 *tail, u64 *next_seq,
 		      u64 *landmark, u64 *acked, u32 *flags, u32 *error);
+
+/* Replay ring: why ft_ring_take() failed (enum kvm_ft_div_reason). */
+struct ft_take_err {
+	u32 reason;
+	u64 pos;
+};
+
+int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err);
+bool ft_ring_replay_ready(struct ft_ring *r);
 
 #endif /* FT_RING_H */

@@ -34,6 +34,13 @@ static_assert(SVM_EXIT_RDTSC == 0x6e && SVM_EXIT_HLT == 0x78);
 static DEFINE_MUTEX(arm_lock);
 static struct module *vendor_mod;	/* kvm_amd, pinned while the hook is armed */
 static unsigned long exit_handler_ip;	/* svm_invoke_exit_handler */
+/*
+ * int nmi_interception(struct kvm_vcpu *vcpu) { return 1; } in kvm_amd: the
+ * exit handler a replayed exit is redirected to when it must have no effect
+ * (no record yet, or the VM is stopping): the guest re-executes the
+ * instruction at its next entry. Kernel text, not ours (see above).
+ */
+static unsigned long abandon_ip;
 
 int ft_svm_check_vcpu(struct kvm_vcpu *vcpu)
 {
@@ -51,6 +58,13 @@ int ft_svm_check_vcpu(struct kvm_vcpu *vcpu)
 u64 ft_svm_exit_code(struct kvm_vcpu *vcpu)
 {
 	return to_svm(vcpu)->vmcb->control.exit_code;
+}
+
+u64 ft_svm_exit_info(struct kvm_vcpu *vcpu, int n)
+{
+	struct vmcb_control_area *c = &to_svm(vcpu)->vmcb->control;
+
+	return n == 1 ? c->exit_info_1 : c->exit_info_2;
 }
 
 /*
@@ -118,7 +132,7 @@ void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 	if (vcpu != ft->vcpu)		/* its first exit stops the VM */
 		return;
 	WRITE_ONCE(ft->run_task, current);
-	if (ft_vm_recording(ft)) {
+	if (ft_vm_active(ft)) {
 		/* CPUID may change until the first KVM_RUN, never after. */
 		if (unlikely(!test_bit(FT_S_CPUID_OK, &ft->state))) {
 			if (ft_cpuid_check(vcpu)) {
@@ -162,19 +176,51 @@ static void emulate_rdtsc(struct kvm_vcpu *vcpu)
 	ft_record(ft, &rec.hdr, sizeof(rec), NULL, 0, true);
 }
 
-/* int svm_invoke_exit_handler(struct kvm_vcpu *vcpu, u64 exit_code) */
+/*
+ * int svm_invoke_exit_handler(struct kvm_vcpu *vcpu, u64 exit_code).
+ * RDTSC exits are emulated here (record mode or none); in replay mode the
+ * synchronous exits are checked and replayed by ft_replay_exit().
+ */
 static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 			       struct ftrace_ops *op, struct ftrace_regs *fregs)
 {
 	struct pt_regs *regs = ftrace_get_regs(fregs);
+	enum ft_replay_act act = FT_RP_KVM;
+	struct kvm_vcpu *vcpu;
+	struct ft_vm *ft;
 
-	if (!regs || regs->si != SVM_EXIT_RDTSC)
+	if (!regs)
 		return;
+	switch (regs->si) {
+	case SVM_EXIT_RDTSC:
+	case SVM_EXIT_IOIO:
+	case SVM_EXIT_CPUID:
+	case SVM_EXIT_MSR:
+	case SVM_EXIT_HLT:
+		break;
+	default:
+		return;
+	}
+	vcpu = (struct kvm_vcpu *)regs->di;
 	/* ftrace already runs us preempt-disabled; make it explicit (RCU). */
 	preempt_disable_notrace();
-	emulate_rdtsc((struct kvm_vcpu *)regs->di);
+	if (!is_guest_mode(vcpu) && abandon_ip && (ft = ft_replay_target(vcpu)))
+		act = ft_replay_exit(ft, vcpu, regs->si);
+	if (regs->si == SVM_EXIT_RDTSC && act == FT_RP_KVM) {
+		emulate_rdtsc(vcpu);
+		act = FT_RP_SKIP;
+	}
 	preempt_enable_notrace();
-	regs->ip = (unsigned long)kvm_emulate_as_nop;
+	if (act == FT_RP_SKIP)
+		regs->ip = (unsigned long)kvm_emulate_as_nop;
+	else if (act == FT_RP_ABANDON)
+		regs->ip = abandon_ip;
+}
+
+/* Replay needs the abandon target; record mode works without it. */
+int ft_svm_can_replay(void)
+{
+	return READ_ONCE(abandon_ip) ? 0 : -ENODEV;
 }
 
 static struct ftrace_ops rdtsc_ops = {
@@ -225,6 +271,12 @@ int ft_svm_arm(void)
 	}
 	exit_handler_ip = ip;
 	vendor_mod = owner;
+	/* Only the function of that name in kvm_amd's own text will do. */
+	ip = ft_lookup_symbol("nmi_interception");
+	if (ip && within_module_core(ip, owner))
+		WRITE_ONCE(abandon_ip, ip);
+	else
+		pr_info("nmi_interception not found in kvm_amd: replay unavailable\n");
 out:
 	mutex_unlock(&arm_lock);
 	return r;
@@ -248,4 +300,5 @@ void ft_svm_uninit(void)
 	ftrace_set_filter_ip(&rdtsc_ops, exit_handler_ip, 1, 0);
 	module_put(vendor_mod);
 	vendor_mod = NULL;
+	abandon_ip = 0;
 }

@@ -81,8 +81,8 @@
  *
  *   KVM_FT_SET_MODE (__u32 mode by value)
  *       Switch modes. RECORD -> LIVE stops logging (go-live after the backup
- *       was lost, or an unprotected VM). Other transitions are added by the
- *       replay work and fail until then.
+ *       was lost, or an unprotected VM); REPLAY -> LIVE ends replay (the
+ *       backup goes live at the next exit). Other transitions fail.
  *       Errors: EPERM (no CAP_SYS_ADMIN), EOPNOTSUPP (unknown mode),
  *               EINVAL (transition not allowed), ENODEV (detached).
  *
@@ -92,6 +92,8 @@
  *       the ft fd is closed. Any intercept the module set is removed before
  *       the vCPU next enters the guest. Idempotent.
  *       Errors: EPERM (no CAP_SYS_ADMIN).
+ *
+ *   KVM_FT_GET_DIVERGENCE: see THE REPLAY RING.
  *
  *   Any other ioctl: ENOTTY.
  *
@@ -142,6 +144,84 @@
  *   last synchronous record before it (0 if none) and the guest RIP at
  *   which it was delivered.
  *
+ * THE REPLAY RING (KVM_FT_MODE_REPLAY)
+ *
+ *   KVM_FT_ATTACH with mode KVM_FT_MODE_REPLAY makes the ft fd's ring a
+ *   replay ring: user space (the backup's VMM or ftd) PRODUCES records in
+ *   exactly the log-record format (typically copied from a recorded ring,
+ *   pads included or not: a pad is skipped wherever it is valid) and the
+ *   kernel CONSUMES them, one per synchronous exit of the vCPU. The same two
+ *   mmap offsets are used with the writability swapped:
+ *     KVM_FT_MMAP_REPLAY_STATUS_OFF (= CONSUMER_OFF), length page_size:
+ *         struct kvm_ft_replay_status, written by the kernel only;
+ *         read-only (PROT_WRITE, or a later mprotect to it: EPERM).
+ *     KVM_FT_MMAP_REPLAY_RING_OFF (= PRODUCER_OFF), length page_size +
+ *         data_size: struct kvm_ft_replay_producer followed by the data
+ *         area, both writable by user space.
+ *   Positions are free-running byte counts as in the log ring; records are
+ *   8-byte aligned, never wrap (a PAD whose len reaches exactly the end of
+ *   the data area skips to offset 0) and are at most KVM_FT_RING_RESERVE
+ *   bytes long.
+ *
+ *   Writer protocol:
+ *       c = load_acquire(&status->consumer);     space: data_size - (p - c)
+ *       write records at p & (data_size - 1); p += rec->len;
+ *       store_release(&producer->producer, p);
+ *   The kernel may read any byte between consumer and producer at any time
+ *   and never reads beyond producer; space before status->consumer is free.
+ *
+ *   Everything in the writable area is hostile input. The kernel copies each
+ *   record out of the shared area before it validates and uses it, and
+ *   checks: producer 8-aligned, not behind the consumer and at most
+ *   data_size ahead of it; len a multiple of 8, at least the header, at most
+ *   KVM_FT_RING_RESERVE, inside the data area and before producer; a pad
+ *   exactly to the end of the area; type known; seq the next one (gapless
+ *   from 1); landmark the next synchronous ordinal; flags exactly those of
+ *   the type; the length exactly that of the type (PIO: size 1, 2 or 4,
+ *   count >= 1, size * count <= 4096). Any violation is
+ *   KVM_FT_ERR_BAD_RECORD. A valid record that does not match the exit the
+ *   vCPU takes (type, RIP, port, size, count, access direction, CPUID
+ *   function/index, MSR number; for outputs also the data) is
+ *   KVM_FT_ERR_DIVERGENCE. A record or exit the replayer cannot handle yet
+ *   (INTR, MMIO, string PIO, RDRAND) is KVM_FT_ERR_UNSUPPORTED. Each stops
+ *   the VM: KVM_RUN fails with EIO, status->error is set (sticky), poll
+ *   reports POLLERR, KVM_FT_GET_DIVERGENCE describes it, a ratelimited line
+ *   goes to the kernel log and a KVM_FT_EV_ERROR event is multicast.
+ *
+ *   At each synchronous exit the module consumes the next record and:
+ *     PIO_IN (not string)   checks it, puts the record's data in RAX and
+ *                           skips the instruction; no device is accessed.
+ *     PIO_OUT (not string)  checks port, size and data; the output is not
+ *                           emitted (no device, no user-space exit).
+ *     RDTSC                 checks it; the guest gets the record's value.
+ *     CPUID                 checks function and index; the guest gets the
+ *                           record's EAX..EDX.
+ *     RDMSR                 checks the MSR; the guest gets the record's value
+ *                           (a RDMSR that faulted on the primary has no
+ *                           record and diverges here).
+ *     HLT                   checks it; KVM then halts as usual.
+ *   When no record is available at a synchronous exit the vCPU does not run
+ *   ahead: the exit is abandoned without side effects and the vCPU waits
+ *   (killable) before its next guest entry until the producer moves, the VM
+ *   is detached or switched to LIVE, or the ring is orphaned; the guest then
+ *   re-executes the instruction. While it waits status->flags has
+ *   KVM_FT_RING_F_WAITING and poll reports POLLOUT. The kernel notices a new
+ *   producer value within a jiffy; poll() on the ft fd wakes it at once.
+ *   Detach or a switch to LIVE ends replay: the vCPU runs live from there.
+ *
+ *   A record that passed the generic checks (len, seq, landmark) is
+ *   consumed before it is compared: after a divergence, or a type-specific
+ *   format error, status->consumer is past it and the report's pos, seq and
+ *   landmark name it. A record failing the generic checks is not consumed:
+ *   status->consumer and next_seq point at it.
+ *
+ *   poll in replay mode: POLLOUT when every published record is consumed
+ *   (producer == consumer), POLLERR, POLLHUP as above; never POLLIN.
+ *
+ *   KVM_FT_GET_DIVERGENCE (struct kvm_ft_divergence *, out)
+ *       The first error of a replay ring (error 0 if none yet). In record
+ *       mode error is always 0. Errors: EFAULT.
+ *
  * GENERIC NETLINK
  *
  *   Family KVM_FT_GENL_NAME, version KVM_FT_GENL_VERSION, multicast group
@@ -179,7 +259,7 @@ enum kvm_ft_mode {
 
 struct kvm_ft_attach {
 	__s32 vm_fd;		/* fd of the KVM VM */
-	__u32 mode;		/* enum kvm_ft_mode: RECORD for now */
+	__u32 mode;		/* enum kvm_ft_mode: RECORD or REPLAY */
 	__u32 flags;		/* KVM_FT_ATTACH_F_* */
 	__u32 ring_order;	/* log2(data_size); 0 = default */
 	__u64 reserved[4];	/* must be zero */
@@ -275,8 +355,75 @@ enum kvm_ft_error {
 	KVM_FT_ERR_BAD_CONSUMER	= 1,	/* the reader wrote an invalid position */
 	KVM_FT_ERR_OVERRUN	= 2,	/* a record did not fit: VM stopped */
 	KVM_FT_ERR_MULTI_VCPU	= 3,	/* a second vCPU ran: VM stopped */
-	KVM_FT_ERR_UNSUPPORTED	= 4,	/* an input the module cannot log: VM stopped */
+	KVM_FT_ERR_UNSUPPORTED	= 4,	/* an input the module cannot log/replay: VM stopped */
+	KVM_FT_ERR_DIVERGENCE	= 5,	/* replay: the exit differs from the record */
+	KVM_FT_ERR_BAD_RECORD	= 6,	/* replay: malformed record or producer */
 };
+
+/* ---- replay ring control pages ---- */
+
+#define KVM_FT_MMAP_REPLAY_STATUS_OFF	KVM_FT_MMAP_CONSUMER_OFF
+#define KVM_FT_MMAP_REPLAY_RING_OFF	KVM_FT_MMAP_PRODUCER_OFF
+#define KVM_FT_REPLAY_MAGIC	0x59414c5045524676ULL	/* "vFREPLAY" */
+
+/* Written by user space. First page of the mapping at REPLAY_RING_OFF. */
+struct kvm_ft_replay_producer {
+	__u64 producer;		/* byte position of the end of the last record */
+	__u64 reserved[7];	/* ignored */
+};
+
+/* Written by the kernel only. Page-sized mapping at REPLAY_STATUS_OFF. */
+struct kvm_ft_replay_status {
+	__u64 magic;		/* KVM_FT_REPLAY_MAGIC */
+	__u32 api_version;
+	__u32 ring_order;
+	__u64 data_size;
+	__u64 consumer;		/* byte position up to which records were consumed */
+	__u64 next_seq;		/* seq the next record must carry */
+	__u64 landmark;		/* landmark of the last consumed synchronous record */
+	__u32 flags;		/* KVM_FT_RING_F_*: WAITING = the vCPU waits for records */
+	__u32 error;		/* KVM_FT_ERR_*; 0 = none; sticky */
+	__u64 ring_waits;	/* times the vCPU waited for records */
+	__u64 reserved[8];
+};
+
+/* What diverged (kvm_ft_divergence.reason). */
+enum kvm_ft_div_reason {
+	KVM_FT_DIV_NONE		= 0,
+	KVM_FT_DIV_PRODUCER	= 1,	/* BAD_RECORD: invalid producer position */
+	KVM_FT_DIV_LEN		= 2,	/* BAD_RECORD: invalid len or pad */
+	KVM_FT_DIV_SEQ		= 3,	/* BAD_RECORD: seq is not the next one */
+	KVM_FT_DIV_LANDMARK	= 4,	/* BAD_RECORD: landmark is not the next one */
+	KVM_FT_DIV_FORMAT	= 5,	/* BAD_RECORD: unknown type, flags, sizes */
+	KVM_FT_DIV_TYPE		= 6,	/* DIVERGENCE: another kind of exit */
+	KVM_FT_DIV_RIP		= 7,	/* DIVERGENCE: another instruction */
+	KVM_FT_DIV_ADDR		= 8,	/* DIVERGENCE: port, gpa, CPUID leaf, MSR */
+	KVM_FT_DIV_SIZE		= 9,	/* DIVERGENCE: access size or count */
+	KVM_FT_DIV_DATA		= 10,	/* DIVERGENCE: output data */
+	KVM_FT_DIV_UNSUPPORTED	= 11,	/* UNSUPPORTED: record or exit not replayable */
+};
+
+/* One side of a divergence: what the record says, or what the vCPU did. */
+struct kvm_ft_div_event {
+	__u32 type;		/* KVM_FT_REC_* (the exit's kind for the actual side) */
+	__u32 size;		/* access size in bytes (PIO, MMIO); CPUID index */
+	__u64 rip;
+	__u64 addr;		/* port, gpa, CPUID function or MSR number */
+	__u64 value;		/* output data, or 0 */
+};
+
+struct kvm_ft_divergence {
+	__u32 error;		/* KVM_FT_ERR_*; 0 = no error so far */
+	__u32 reason;		/* enum kvm_ft_div_reason */
+	__u64 seq;		/* seq the kernel expected */
+	__u64 landmark;		/* landmark the kernel expected */
+	__u64 pos;		/* ring position of the offending record */
+	struct kvm_ft_div_event expected;	/* from the record (zero if unreadable) */
+	struct kvm_ft_div_event actual;		/* from the exit (zero if none) */
+	__u64 reserved[4];
+};
+
+#define KVM_FT_GET_DIVERGENCE	_IOR(KVM_FT_IOC_MAGIC, 0x14, struct kvm_ft_divergence)
 
 /* ---- records ---- */
 

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Replay mode: the backup's vCPU takes its synchronous inputs from the
+ * replay ring that user space fills, and every synchronous exit is checked
+ * against the next record. See uapi/linux/kvm_ft.h "THE REPLAY RING".
+ *
+ * ft_replay_exit() runs from the ftrace callback on svm_invoke_exit_handler
+ * (svm.c), preemption disabled, before KVM handles the exit. For PIO,
+ * RDTSC, CPUID and RDMSR it emulates the instruction from the record and
+ * the hook skips it; for HLT it only checks; when no record is published
+ * yet, or the VM is stopped, the hook abandons the exit without any side
+ * effect and the guest re-executes the instruction after the vCPU waited
+ * (task_work before the next entry, as the recorder's wait for space).
+ */
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/kvm_host.h>
+#include <linux/ktime.h>
+#include <linux/sched/signal.h>
+#include <linux/task_work.h>
+#include <asm/svm.h>
+#include "kvm_cache_regs.h"
+#include "ft.h"
+
+static_assert(SVM_EXIT_IOIO == 0x7b && SVM_EXIT_CPUID == 0x72 &&
+	      SVM_EXIT_MSR == 0x7c);
+
+/* The attachment to replay for, or NULL; enforces the single-vCPU rule. */
+struct ft_vm *ft_replay_target(struct kvm_vcpu *vcpu)
+{
+	struct ft_vm *ft = ft_vm_lookup(vcpu->kvm);
+
+	if (!ft || !ft_vm_replaying(ft))
+		return NULL;
+	if (unlikely(vcpu != ft->vcpu)) {
+		ft_record_fail(ft, KVM_FT_ERR_MULTI_VCPU);
+		return NULL;
+	}
+	return ft;
+}
+
+static const char *const err_name[] = {
+	[KVM_FT_ERR_DIVERGENCE] = "divergence",
+	[KVM_FT_ERR_BAD_RECORD] = "bad record",
+	[KVM_FT_ERR_UNSUPPORTED] = "unsupported",
+};
+
+/* Stop the VM with @error; the first report of the ring is kept. */
+static void replay_fail(struct ft_vm *ft, u32 error, u32 reason, u64 pos,
+			const struct kvm_ft_rec *taken,
+			const struct kvm_ft_div_event *exp,
+			const struct kvm_ft_div_event *act)
+{
+	struct ft_ring *r = &ft->ring;
+	unsigned long irqf;
+	bool first;
+
+	spin_lock_irqsave(&r->lock, irqf);
+	first = !r->error && !ft->div.error;
+	if (first) {
+		ft->div.error = error;
+		ft->div.reason = reason;
+		/* A taken record was consumed: name it, not the next one. */
+		ft->div.seq = taken ? taken->seq : r->next_seq;
+		ft->div.landmark = taken ? taken->landmark : r->landmark + 1;
+		ft->div.pos = pos;
+		if (exp)
+			ft->div.expected = *exp;
+		if (act)
+			ft->div.actual = *act;
+	}
+	spin_unlock_irqrestore(&r->lock, irqf);
+	if (first)
+		pr_warn_ratelimited("vm %u: replay %s (reason %u) at seq %llu landmark %llu: record type %u rip %#llx addr %#llx size %u value %#llx, exit type %u rip %#llx addr %#llx size %u value %#llx\n",
+				    ft->id, err_name[error], reason, ft->div.seq,
+				    ft->div.landmark, ft->div.expected.type,
+				    ft->div.expected.rip, ft->div.expected.addr,
+				    ft->div.expected.size, ft->div.expected.value,
+				    ft->div.actual.type, ft->div.actual.rip,
+				    ft->div.actual.addr, ft->div.actual.size,
+				    ft->div.actual.value);
+	ft_record_fail(ft, error);	/* error, genl event, VM stopped */
+}
+
+void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size)
+{
+	struct kvm_ft_div_event act = {
+		.type = type, .rip = kvm_rip_read(ft->vcpu),
+		.addr = addr, .size = size,
+	};
+
+	replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+		    READ_ONCE(ft->ring.tail), NULL, NULL, &act);
+}
+
+long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg)
+{
+	struct kvm_ft_divergence d;
+	unsigned long irqf;
+
+	spin_lock_irqsave(&ft->ring.lock, irqf);
+	d = ft->div;
+	spin_unlock_irqrestore(&ft->ring.lock, irqf);
+	return copy_to_user(uarg, &d, sizeof(d)) ? -EFAULT : 0;
+}
+
+/* ---- waiting for records ---- */
+
+static bool wait_done(struct ft_vm *ft)
+{
+	return !ft_vm_replaying(ft) || ft_ring_error(&ft->ring) ||
+	       ft_orphaned(ft) || (current->flags & PF_EXITING) ||
+	       ft_ring_replay_ready(&ft->ring);
+}
+
+/* task_work on the vCPU thread, sleepable; holds a reference to the file. */
+static void wait_records(struct callback_head *cb)
+{
+	struct ft_vm *ft = container_of(cb, struct ft_vm, wait_work);
+	struct ft_ring *r = &ft->ring;
+	struct file *file = ft->file;
+	u64 t0;
+
+	if (!wait_done(ft)) {
+		ft_ring_wait_begin(r);
+		/* Pollers see POLLOUT (everything consumed). */
+		wake_up_interruptible_poll(&r->read_wq, EPOLLOUT | EPOLLWRNORM);
+		t0 = ktime_get_ns();
+		/* The writer's store is plain: re-check every jiffy. */
+		while (!wait_done(ft)) {
+			if (wait_event_killable_timeout(r->space_wq, wait_done(ft),
+							1) < 0)
+				break;
+		}
+		ft_ring_wait_end(r, ktime_get_ns() - t0);
+		if (ft_orphaned(ft))
+			ft_vm_detach(ft);
+	}
+	clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
+	fput(file);
+}
+
+static void queue_wait(struct ft_vm *ft)
+{
+	if (test_and_set_bit_lock(FT_S_WAIT_QUEUED, &ft->state))
+		return;
+	if (!get_file_rcu(ft->file)) {
+		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
+		return;
+	}
+	init_task_work(&ft->wait_work, wait_records);
+	if (task_work_add(current, &ft->wait_work, TWA_RESUME)) {
+		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
+		fput(ft->file);
+	}
+}
+
+/* ---- checking and replaying one exit ---- */
+
+/* Record length each type must have; PIO is checked separately. */
+static u32 fixed_len(u16 type)
+{
+	switch (type) {
+	case KVM_FT_REC_MMIO_READ:
+	case KVM_FT_REC_MMIO_WRITE:
+		return sizeof(struct kvm_ft_rec_mmio);
+	case KVM_FT_REC_RDTSC:
+		return sizeof(struct kvm_ft_rec_tsc);
+	case KVM_FT_REC_CPUID:
+		return sizeof(struct kvm_ft_rec_cpuid);
+	case KVM_FT_REC_RDMSR:
+		return sizeof(struct kvm_ft_rec_msr);
+	case KVM_FT_REC_HLT:
+		return sizeof(struct kvm_ft_rec_hlt);
+	case KVM_FT_REC_INTR:
+		return sizeof(struct kvm_ft_rec_intr);
+	case KVM_FT_REC_RDRAND:
+		return sizeof(struct kvm_ft_rec_rand);
+	}
+	return 0;
+}
+
+/* Type-specific format of a record copied by ft_ring_take(). */
+static bool rec_valid(const struct kvm_ft_rec *h)
+{
+	bool out = h->type == KVM_FT_REC_PIO_OUT || h->type == KVM_FT_REC_MMIO_WRITE;
+	u16 want_flags = out ? KVM_FT_RF_OUTPUT :
+			 h->type == KVM_FT_REC_INTR ? KVM_FT_RF_ASYNC : 0;
+
+	if (h->flags != want_flags)
+		return false;
+	if (h->type == KVM_FT_REC_PIO_IN || h->type == KVM_FT_REC_PIO_OUT) {
+		const struct kvm_ft_rec_pio *p = (const void *)h;
+		u64 bytes;
+
+		if (h->len < sizeof(*p))
+			return false;
+		bytes = (u64)p->size * p->count;
+		if (!(p->size == 1 || p->size == 2 || p->size == 4) ||
+		    !p->count || bytes > PAGE_SIZE || p->reserved ||
+		    h->len != ALIGN(sizeof(*p) + bytes, 8))
+			return false;
+		/* The padding is zero, as the recorder writes it. */
+		return !memchr_inv(p->data + bytes, 0, h->len - sizeof(*p) - bytes);
+	}
+	if (h->type == KVM_FT_REC_RDMSR &&
+	    ((const struct kvm_ft_rec_msr *)h)->reserved)
+		return false;
+	if (h->type == KVM_FT_REC_RDTSC &&
+	    (((const struct kvm_ft_rec_tsc *)h)->aux ||
+	     ((const struct kvm_ft_rec_tsc *)h)->insn != KVM_FT_INSN_RDTSC))
+		return false;
+	return fixed_len(h->type) && h->len == fixed_len(h->type);
+}
+
+/* The record's side of a report. */
+static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
+{
+	const struct kvm_ft_rec_pio *pio = (const void *)h;
+	const struct kvm_ft_rec_tsc *tsc = (const void *)h;
+	const struct kvm_ft_rec_cpuid *cpuid = (const void *)h;
+	const struct kvm_ft_rec_msr *msr = (const void *)h;
+	const struct kvm_ft_rec_hlt *hlt = (const void *)h;
+	u64 v = 0;
+
+	memset(e, 0, sizeof(*e));
+	e->type = h->type;
+	switch (h->type) {
+	case KVM_FT_REC_PIO_IN:
+	case KVM_FT_REC_PIO_OUT:
+		e->rip = pio->rip;
+		e->addr = pio->port;
+		e->size = pio->size;
+		memcpy(&v, pio->data, pio->size);
+		e->value = v;
+		break;
+	case KVM_FT_REC_RDTSC:
+		e->rip = tsc->rip;
+		e->value = tsc->tsc;
+		break;
+	case KVM_FT_REC_CPUID:
+		e->rip = cpuid->rip;
+		e->addr = cpuid->function;
+		e->size = cpuid->index;
+		break;
+	case KVM_FT_REC_RDMSR:
+		e->rip = msr->rip;
+		e->addr = msr->msr;
+		e->value = msr->value;
+		break;
+	default:	/* every other type starts with rip, or is unsupported */
+		e->rip = hlt->rip;
+		break;
+	}
+}
+
+static enum ft_replay_act diverge(struct ft_vm *ft, u32 reason, u64 pos,
+				  const struct kvm_ft_rec *h,
+				  const struct kvm_ft_div_event *act)
+{
+	struct kvm_ft_div_event exp;
+
+	rec_event(h, &exp);
+	replay_fail(ft, KVM_FT_ERR_DIVERGENCE, reason, pos, h, &exp, act);
+	return FT_RP_ABANDON;
+}
+
+enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				  u64 exit_code)
+{
+	struct kvm_ft_div_event act = { .rip = kvm_rip_read(vcpu) };
+	struct kvm_ft_rec *h = ft->rbuf;
+	struct ft_take_err err;
+	u64 pos = READ_ONCE(ft->ring.tail);
+	u64 rax = kvm_rax_read(vcpu);
+	u32 io = 0;
+	int len;
+
+	switch (exit_code) {
+	case SVM_EXIT_IOIO:
+		io = ft_svm_exit_info(vcpu, 1);
+		act.type = (io & SVM_IOIO_TYPE_MASK) ? KVM_FT_REC_PIO_IN :
+						       KVM_FT_REC_PIO_OUT;
+		act.addr = io >> 16;
+		act.size = (io & SVM_IOIO_SIZE_MASK) >> SVM_IOIO_SIZE_SHIFT;
+		if (act.type == KVM_FT_REC_PIO_OUT)
+			act.value = rax & (act.size == 4 ? 0xffffffffULL :
+					   (1ULL << (8 * act.size)) - 1);
+		if (io & SVM_IOIO_STR_MASK) {
+			ft_replay_unsupported(ft, act.type, act.addr, act.size);
+			return FT_RP_ABANDON;
+		}
+		break;
+	case SVM_EXIT_RDTSC:
+		act.type = KVM_FT_REC_RDTSC;
+		break;
+	case SVM_EXIT_CPUID:
+		act.type = KVM_FT_REC_CPUID;
+		act.addr = (u32)rax;
+		act.size = (u32)kvm_rcx_read(vcpu);
+		break;
+	case SVM_EXIT_MSR:
+		if (ft_svm_exit_info(vcpu, 1))
+			return FT_RP_KVM;	/* WRMSR: deterministic */
+		act.type = KVM_FT_REC_RDMSR;
+		act.addr = (u32)kvm_rcx_read(vcpu);
+		break;
+	case SVM_EXIT_HLT:
+		act.type = KVM_FT_REC_HLT;
+		break;
+	default:
+		return FT_RP_KVM;
+	}
+
+	len = ft_ring_take(&ft->ring, h, &err);
+	if (len == -EAGAIN) {
+		queue_wait(ft);
+		return FT_RP_ABANDON;
+	}
+	if (len == -EBADMSG) {
+		replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+			    NULL, NULL, &act);
+		return FT_RP_ABANDON;
+	}
+	if (len < 0)		/* ring in error: the VM is stopping */
+		return FT_RP_ABANDON;
+	if (!rec_valid(h)) {
+		struct kvm_ft_div_event exp = { .type = h->type };
+
+		replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, pos,
+			    h, &exp, &act);
+		return FT_RP_ABANDON;
+	}
+	if (h->type == KVM_FT_REC_INTR || h->type == KVM_FT_REC_RDRAND ||
+	    h->type == KVM_FT_REC_MMIO_READ || h->type == KVM_FT_REC_MMIO_WRITE) {
+		struct kvm_ft_div_event exp;
+
+		rec_event(h, &exp);
+		replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+			    pos, h, &exp, &act);
+		return FT_RP_ABANDON;
+	}
+	if (h->type != act.type)
+		return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
+	/* Every replayable record has rip right after the header. */
+	if (((const struct kvm_ft_rec_hlt *)h)->rip != act.rip)
+		return diverge(ft, KVM_FT_DIV_RIP, pos, h, &act);
+
+	switch (h->type) {
+	case KVM_FT_REC_PIO_IN:
+	case KVM_FT_REC_PIO_OUT: {
+		const struct kvm_ft_rec_pio *p = (const void *)h;
+		u64 v = 0;
+
+		if (p->port != act.addr)
+			return diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
+		if (p->size != act.size || p->count != 1)
+			return diverge(ft, KVM_FT_DIV_SIZE, pos, h, &act);
+		memcpy(&v, p->data, p->size);
+		if (h->type == KVM_FT_REC_PIO_OUT) {
+			if (v != act.value)
+				return diverge(ft, KVM_FT_DIV_DATA, pos, h, &act);
+			return FT_RP_SKIP;	/* not emitted */
+		}
+		/* As complete_fast_pio_in(): a 32-bit IN zero-extends. */
+		if (p->size == 4)
+			rax = v;
+		else
+			rax = (rax & ~((1ULL << (8 * p->size)) - 1)) | v;
+		kvm_rax_write(vcpu, rax);
+		return FT_RP_SKIP;
+	}
+	case KVM_FT_REC_RDTSC: {
+		const struct kvm_ft_rec_tsc *t = (const void *)h;
+
+		kvm_rax_write(vcpu, (u32)t->tsc);
+		kvm_rdx_write(vcpu, t->tsc >> 32);
+		return FT_RP_SKIP;
+	}
+	case KVM_FT_REC_CPUID: {
+		const struct kvm_ft_rec_cpuid *c = (const void *)h;
+
+		if (c->function != act.addr || c->index != act.size)
+			return diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
+		kvm_rax_write(vcpu, c->eax);
+		kvm_rbx_write(vcpu, c->ebx);
+		kvm_rcx_write(vcpu, c->ecx);
+		kvm_rdx_write(vcpu, c->edx);
+		return FT_RP_SKIP;
+	}
+	case KVM_FT_REC_RDMSR: {
+		const struct kvm_ft_rec_msr *m = (const void *)h;
+
+		if (m->msr != act.addr)
+			return diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
+		kvm_rax_write(vcpu, (u32)m->value);
+		kvm_rdx_write(vcpu, m->value >> 32);
+		return FT_RP_SKIP;
+	}
+	case KVM_FT_REC_HLT:
+		return FT_RP_KVM;
+	}
+	/* Not reached: every other type was handled above. */
+	return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
+}

@@ -1,0 +1,792 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Replay of synchronous inputs (KVM_FT_MODE_REPLAY).
+ *
+ * VM A records a guest that mixes every input it gets (PIO IN of host-random
+ * data of 1, 2 and 4 bytes, RDTSC, CPUID, RDMSR) into a 64-bit state and
+ * outputs the state (two 4-byte OUTs) after every input. VM B is the same
+ * guest with the same initial memory and registers but a different
+ * host-random seed; its replay ring gets A's records, all but the last one
+ * (A's final "done" ucall OUT). B must consume them all, wait at that OUT
+ * for a record that never comes, and after a switch to LIVE make the same
+ * ucall with exactly A's guest memory and registers and without having
+ * emitted a single output. Since each mixing step is a bijection of the
+ * input and the state is output after every input, any changed input or
+ * output byte in the ring changes an output the kernel checks: every
+ * mutation of the ring must be reported (DIVERGENCE or BAD_RECORD).
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
+#include "ft_test.h"
+
+#define MEM_SIZE	(16ULL << 20)
+#define OUT_MAX		8192
+
+/* The guest's program and what it output, in guest memory. */
+static struct gprog {
+	uint64_t seed;
+	uint64_t nops;
+	uint64_t state;
+	uint64_t outlen;
+	uint8_t out[OUT_MAX];
+	uint32_t mmio_first;	/* read MMIO before anything else */
+} gp;
+
+static inline uint16_t inw_(uint16_t port)
+{
+	uint16_t v;
+
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
+}
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	h *= 0x9e3779b97f4a7c15ULL;	/* odd: a bijection */
+	h ^= h >> 29;			/* a bijection */
+	return h;
+}
+
+static void gout(uint32_t v)
+{
+	outl(OUTPUT_PORT, v);
+	for (int i = 0; i < 4; i++) {
+		if (gp.outlen < OUT_MAX)
+			gp.out[gp.outlen] = (uint8_t)(v >> (8 * i));
+		gp.outlen++;
+	}
+}
+
+static void guest_mix(void *arg)
+{
+	static const uint32_t leaves[][2] = {
+		{ 0, 0 }, { 1, 0 }, { 7, 0 }, { 0xd, 1 }, { 0x80000000, 0 }, { 0x80000001, 0 },
+	};
+	uint64_t s = gp.seed | 1, h = 0x243f6a8885a308d3ULL;
+
+	if (gp.mmio_first)
+		h = mix(h, mmio_read64(VM_MMIO_BASE));
+	for (uint64_t i = 0; i < gp.nops; i++) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		switch (s % 6) {
+		case 0:
+			h = mix(h, inb(RANDOM_PORT));
+			break;
+		case 1:
+			h = mix(h, inw_(RANDOM_PORT));
+			break;
+		case 2:
+			h = mix(h, inl(RANDOM_PORT));
+			break;
+		case 3:
+			h = mix(h, rdtsc());
+			break;
+		case 4: {
+			uint32_t r[4];
+			const uint32_t *l = leaves[(s >> 8) % 6];
+
+			cpuid(l[0], l[1], r);
+			for (int j = 0; j < 4; j++)
+				h = mix(h, r[j]);
+			break;
+		}
+		case 5:
+			h = mix(h, rdmsr(MSR_IA32_TSC));
+			break;
+		}
+		gout((uint32_t)h);
+		gout((uint32_t)(h >> 32));
+	}
+	gp.state = h;
+}
+
+/* ---- the writer side of a replay ring ---- */
+
+struct rp {
+	int fd;
+	struct kvm_ft_info info;
+	const struct kvm_ft_replay_status *st;
+	struct kvm_ft_replay_producer *prod;
+	uint8_t *data;
+	uint64_t pos;
+};
+
+static int rp_map(struct rp *w, int fd)
+{
+	void *p;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+	if (ioctl(fd, KVM_FT_GET_INFO, &w->info))
+		return -errno;
+	p = mmap(NULL, w->info.page_size, PROT_READ, MAP_SHARED, fd,
+		 KVM_FT_MMAP_REPLAY_STATUS_OFF);
+	if (p == MAP_FAILED)
+		return -errno;
+	w->st = p;
+	p = mmap(NULL, w->info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 KVM_FT_MMAP_REPLAY_RING_OFF);
+	if (p == MAP_FAILED)
+		return -errno;
+	w->prod = p;
+	w->data = (uint8_t *)p + w->info.page_size;
+	return 0;
+}
+
+static void rp_unmap(struct rp *w)
+{
+	munmap((void *)w->st, w->info.page_size);
+	munmap(w->prod, w->info.producer_len);
+}
+
+static uint64_t rp_consumer(const struct rp *w)
+{
+	return __atomic_load_n(&w->st->consumer, __ATOMIC_ACQUIRE);
+}
+
+static void rp_publish(struct rp *w)
+{
+	__atomic_store_n(&w->prod->producer, w->pos, __ATOMIC_RELEASE);
+}
+
+/* Copy @len bytes of a record; waits for space (publishing what it has). */
+static void rp_write(struct rp *w, const void *rec, uint32_t len)
+{
+	uint64_t size = w->info.data_size, off = w->pos & (size - 1);
+	uint64_t room = size - off, need = len <= room ? len : room + len;
+
+	KT_ASSERT(len <= KVM_FT_RING_RESERVE, "record too long");
+	for (int i = 0; size - (w->pos - rp_consumer(w)) < need; i++) {
+		rp_publish(w);
+		KT_ASSERT(!w->st->error, "ring error %u while writing", w->st->error);
+		KT_ASSERT(i < 200000, "no space in the replay ring for 20 s");
+		usleep(100);
+	}
+	if (len > room) {
+		struct kvm_ft_rec pad = { .len = (uint32_t)room, .type = KVM_FT_REC_PAD };
+
+		memcpy(w->data + off, &pad, 8);	/* a pad may be 8 bytes */
+		w->pos += room;
+		off = 0;
+	}
+	memcpy(w->data + off, rec, len);
+	w->pos += len;
+}
+
+/* ---- runs ---- */
+
+struct run_result {
+	struct kvm_vm *vm;
+	struct kvm_regs regs;
+	int64_t r;
+};
+
+static void set_prog(struct kvm_vm *vm, uint64_t gseed, uint64_t nops, bool mmio)
+{
+	VM_SET_GLOBAL(vm, gp.seed, gseed);
+	VM_SET_GLOBAL(vm, gp.nops, nops);
+	VM_SET_GLOBAL(vm, gp.mmio_first, mmio ? 1 : 0);
+}
+
+/* Record the guest on a fresh VM; leaves it at its DONE ucall. */
+static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool mmio,
+		   struct recs *rs, struct run_result *res)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct ft_ring ring;
+	struct ucall uc;
+	int fd, r;
+
+	res->vm = vm_create(&o, guest_mix, NULL);
+	set_prog(res->vm, gseed, nops, mmio);
+	vm_seed(res->vm, hseed);
+	fd = ft_attach(dev, res->vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0);
+	KT_ASSERT(fd >= 0, "attach RECORD: %s", strerror(-fd));
+	r = ft_ring_map(&ring, fd);
+	KT_ASSERT(!r, "map: %s", strerror(-r));
+	res->r = vcpu_run_raw(res->vm, &uc);
+	KT_ASSERT(res->r == UCALL_DONE, "recorded guest ended with %lld", (long long)res->r);
+	KT_ASSERT(!ioctl(res->vm->vcpu_fd, KVM_GET_REGS, &res->regs), "GET_REGS");
+	ft_drain(&ring, rs);
+	KT_ASSERT(rs->n >= 2, "only %zu records", rs->n);
+	{
+		const struct kvm_ft_rec_pio *last = (const void *)recs_at(rs, rs->n - 1);
+
+		KT_ASSERT(last->hdr.type == KVM_FT_REC_PIO_OUT && last->port == UCALL_PORT,
+			  "last record is not the DONE ucall");
+	}
+	ft_ring_unmap(&ring);
+	close(fd);
+}
+
+struct golive {
+	struct rp *w;
+	volatile bool stop;
+	bool went_live;
+	uint32_t error;
+};
+
+/* Once every record is consumed and the vCPU waits, switch B to LIVE. */
+static void *golive_fn(void *p)
+{
+	struct golive *g = p;
+
+	for (int i = 0; i < 400000 && !g->stop; i++) {
+		uint32_t err = __atomic_load_n(&g->w->st->error, __ATOMIC_ACQUIRE);
+
+		if (err) {
+			g->error = err;
+			return NULL;
+		}
+		if (rp_consumer(g->w) == g->w->pos &&
+		    (__atomic_load_n(&g->w->st->flags, __ATOMIC_ACQUIRE) & KVM_FT_RING_F_WAITING)) {
+			g->went_live = !ioctl(g->w->fd, KVM_FT_SET_MODE, KVM_FT_MODE_LIVE);
+			return NULL;
+		}
+		usleep(50);
+	}
+	/* Timed out (or told to stop): release the vCPU so the test can fail. */
+	ioctl(g->w->fd, KVM_FT_DETACH);
+	return NULL;
+}
+
+/* The stream B's replay ring gets. */
+struct stream {
+	uint8_t *buf;
+	size_t len;
+	uint64_t producer_fudge;	/* added to the final producer position */
+};
+
+static void stream_add(struct stream *s, const void *rec, uint32_t len)
+{
+	s->buf = realloc(s->buf, s->len + len);
+	KT_ASSERT(s->buf, "realloc");
+	memcpy(s->buf + s->len, rec, len);
+	s->len += len;
+}
+
+/* Records 0 .. n-2 of @rs (not the DONE ucall) as they are. */
+static void stream_from(struct stream *s, const struct recs *rs)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i + 1 < rs->n; i++)
+		stream_add(s, recs_at(rs, i), recs_at(rs, i)->len);
+}
+
+/*
+ * Replay @s on a fresh VM B (same program, host seed @hseed). Writes the
+ * stream in one go (records split only by the ring's own pads) and runs
+ * the vCPU; goes LIVE once everything is consumed.
+ */
+static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool mmio,
+		   const struct stream *s, struct run_result *res, struct rp *w,
+		   struct kvm_ft_divergence *div)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct golive g = { .w = w };
+	pthread_t t;
+	struct ucall uc;
+	size_t off = 0;
+	int fd, r;
+
+	res->vm = vm_create(&o, guest_mix, NULL);
+	set_prog(res->vm, gseed, nops, mmio);
+	vm_seed(res->vm, hseed);
+	fd = ft_attach(dev, res->vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0);
+	KT_ASSERT(fd >= 0, "attach REPLAY: %s", strerror(-fd));
+	r = rp_map(w, fd);
+	KT_ASSERT(!r, "map replay ring: %s", strerror(-r));
+	KT_ASSERT(w->st->magic == KVM_FT_REPLAY_MAGIC, "bad replay magic");
+	while (off < s->len) {
+		uint32_t len = ((const struct kvm_ft_rec *)(s->buf + off))->len;
+
+		if (len < 8 || (len & 7) || len > KVM_FT_RING_RESERVE || off + len > s->len) {
+			/* Forged: the rest as is (the 1 MiB default ring never wraps here). */
+			KT_ASSERT(w->pos + s->len - off <= w->info.data_size, "stream too long");
+			memcpy(w->data + w->pos, s->buf + off, s->len - off);
+			w->pos += s->len - off;
+			break;
+		}
+		rp_write(w, s->buf + off, len);
+		off += len;
+	}
+	w->pos += s->producer_fudge;
+	rp_publish(w);
+	r = pthread_create(&t, NULL, golive_fn, &g);
+	KT_ASSERT(!r, "pthread_create");
+	res->r = vcpu_run_raw(res->vm, &uc);
+	g.stop = true;
+	pthread_join(t, NULL);
+	if (res->r >= 0)
+		KT_ASSERT(!ioctl(res->vm->vcpu_fd, KVM_GET_REGS, &res->regs), "GET_REGS");
+	memset(div, 0xa5, sizeof(*div));
+	KT_ASSERT(!ioctl(fd, KVM_FT_GET_DIVERGENCE, div), "GET_DIVERGENCE: %s",
+		  strerror(errno));
+}
+
+static void replay_done(struct run_result *res, struct rp *w)
+{
+	int fd = w->fd;
+
+	rp_unmap(w);
+	close(fd);
+	vm_free(res->vm);
+}
+
+/* B ended at A's DONE ucall in A's exact state, without emitting outputs. */
+static void assert_same(struct __test_metadata *_metadata, const struct run_result *a,
+			const struct run_result *b, const struct rp *w,
+			const struct kvm_ft_divergence *div, size_t nrec)
+{
+	struct kvm_ft_stats st;
+
+	ASSERT_EQ(0, div->error);
+	ASSERT_EQ(0, w->st->error);
+	ASSERT_EQ(UCALL_DONE, b->r);
+	ASSERT_EQ(0, memcmp(&a->regs, &b->regs, sizeof(a->regs)));
+	ASSERT_EQ(0, memcmp(a->vm->mem, b->vm->mem, MEM_SIZE));
+	/* The output stream A emitted is what B's guest says it output... */
+	ASSERT_EQ(a->vm->output_len, VM_GET_GLOBAL(b->vm, gp.outlen));
+	ASSERT_EQ(0, memcmp(a->vm->output, vm_gpa2hva(b->vm, (uint64_t)(uintptr_t)gp.out, 1),
+			    a->vm->output_len < OUT_MAX ? a->vm->output_len : OUT_MAX));
+	/* ...and B emitted none of it: the kernel checked each OUT instead. */
+	ASSERT_EQ(0, b->vm->output_len);
+	ft_stats(w->fd, &st);
+	ASSERT_EQ(nrec, st.records);
+	ASSERT_EQ(nrec, w->st->next_seq - 1);
+}
+
+FIXTURE(replay) {
+	int dev;
+};
+
+FIXTURE_SETUP(replay)
+{
+	self->dev = ft_open();
+	ASSERT_LE(0, self->dev);
+}
+
+FIXTURE_TEARDOWN(replay)
+{
+	close(self->dev);
+}
+
+#define NSEEDS	200
+
+/*
+ * Proves: over NSEEDS random programs and host seeds, B replays A to the
+ * identical guest memory, registers and output stream (KVM_FT_SEED=n runs
+ * only seed n).
+ */
+TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
+{
+	const char *env = getenv("KVM_FT_SEED");
+	int nseeds = env && *env ? 1 : NSEEDS;
+	uint64_t base = kt_seed("replay.identical_state_random_seeds");
+	uint64_t total = 0;
+
+	for (int i = 0; i < nseeds; i++) {
+		uint64_t seed = base + (uint64_t)i, rng = seed * 2 + 1, nops;
+		struct run_result a, b;
+		struct kvm_ft_divergence div;
+		struct stream s;
+		struct recs rs = {};
+		struct rp w;
+
+		printf("# seed %llu (KVM_FT_SEED=%llu)\n", (unsigned long long)seed,
+		       (unsigned long long)seed);
+		fflush(stdout);
+		nops = 20 + kt_rand(&rng) % 100;
+		record(self->dev, seed, kt_rand(&rng), nops, false, &rs, &a);
+		stream_from(&s, &rs);
+		replay(self->dev, seed, kt_rand(&rng) | 1, nops, false, &s, &b, &w, &div);
+		assert_same(_metadata, &a, &b, &w, &div, rs.n - 1);
+		total += rs.n;
+		replay_done(&b, &w);
+		vm_free(a.vm);
+		free(s.buf);
+		recs_free(&rs);
+	}
+	printf("# %d seeds, %llu records replayed\n", nseeds, (unsigned long long)total);
+	fflush(stdout);
+}
+
+/* Proves: without replay, the same program with another host seed ends elsewhere. */
+TEST_F(replay, live_runs_differ)
+{
+	struct run_result a, b;
+	struct recs ra = {}, rb = {};
+
+	record(self->dev, 7, 1, 60, false, &ra, &a);
+	record(self->dev, 7, 2, 60, false, &rb, &b);
+	ASSERT_EQ(ra.n, rb.n);
+	ASSERT_NE(0, memcmp(a.vm->mem, b.vm->mem, MEM_SIZE));
+	ASSERT_NE(0, memcmp(a.vm->output, b.vm->output, a.vm->output_len));
+	vm_free(a.vm);
+	vm_free(b.vm);
+	recs_free(&ra);
+	recs_free(&rb);
+}
+
+enum mut {
+	M_FLIP,		/* xor one byte of one record */
+	M_TRUNCATE,	/* publish only a prefix of one record */
+	M_SWAP,		/* swap two adjacent records */
+	M_SWAP_RENUM,	/* ... and renumber seq/landmark */
+	M_DROP,		/* drop one record */
+	M_DROP_RENUM,	/* ... and renumber */
+	M_SEQ,		/* forge seq */
+	M_LEN,		/* forge len */
+	M_LANDMARK,	/* forge landmark */
+	M_PRODUCER,	/* invalid producer position */
+	M_TYPE,		/* unknown type */
+	M_COUNT,
+};
+
+static const char *const mut_name[] = {
+	"flip", "truncate", "swap", "swap+renumber", "drop", "drop+renumber",
+	"seq", "len", "landmark", "producer", "type",
+};
+
+/* Apply mutation @m to record @i of A's records; returns the stream. */
+static void mutate(struct stream *s, const struct recs *rs, enum mut m, size_t i,
+		   uint64_t *rng)
+{
+	size_t n = rs->n - 1;	/* the DONE ucall is never written */
+	uint64_t seq = 1, lm = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t k = 0; k < n; k++) {
+		size_t src = k;
+		uint8_t rec[KVM_FT_RING_RESERVE];
+		struct kvm_ft_rec *h = (void *)rec;
+		uint32_t len;
+
+		if ((m == M_SWAP || m == M_SWAP_RENUM) && (k == i || k == i + 1))
+			src = k == i ? i + 1 : i;
+		if ((m == M_DROP || m == M_DROP_RENUM) && k == i)
+			continue;
+		len = recs_at(rs, src)->len;
+		memcpy(rec, recs_at(rs, src), len);
+		if (m == M_SWAP_RENUM || m == M_DROP_RENUM) {
+			h->seq = seq;
+			h->landmark = ++lm;
+		}
+		seq++;
+		if (k == i) {
+			switch (m) {
+			case M_FLIP:
+				rec[kt_rand(rng) % len] ^= (uint8_t)(1 + kt_rand(rng) % 255);
+				break;
+			case M_TRUNCATE:
+				/* A prefix that is a multiple of 8: the producer stays aligned. */
+				stream_add(s, rec, 8 * (1 + (uint32_t)(kt_rand(rng) % (len / 8 - 1))));
+				return;
+			case M_SEQ:
+				h->seq += 1 + kt_rand(rng) % 1000;
+				break;
+			case M_LEN: {
+				static const uint32_t bad[] = { 0, 4, 12, 8, 0xfffffff8 };
+				uint32_t pick = (uint32_t)(kt_rand(rng) % 7);
+
+				h->len = pick < 5 ? bad[pick] : pick == 5 ? len + 8 : len - 8;
+				break;
+			}
+			case M_LANDMARK:
+				h->landmark += kt_rand(rng) % 2 ? 1 : (uint64_t)-1;
+				break;
+			case M_TYPE:
+				h->type = (uint16_t)(KVM_FT_REC_RDRAND + 1 +
+						     kt_rand(rng) % (0x10000 - KVM_FT_REC_RDRAND - 1));
+				break;
+			case M_PRODUCER:
+				stream_add(s, rec, len);
+				s->producer_fudge = kt_rand(rng) % 2 ? 4 : (1ULL << 20) + 8;
+				return;
+			default:
+				break;
+			}
+		}
+		stream_add(s, rec, len);
+	}
+}
+
+/*
+ * Proves: every mutation of the replay ring (byte flips anywhere in a
+ * record, truncation, reordering, dropping, forged seq/len/landmark/type,
+ * invalid producer) stops B with DIVERGENCE or BAD_RECORD, KVM_RUN EIO,
+ * the status page's error and a report; never a splat, never a clean run.
+ */
+TEST_F_TIMEOUT(replay, mutations_always_detected, 120)
+{
+	uint64_t seed = kt_seed("replay.mutations_always_detected"), rng = seed | 1;
+	int counts[M_COUNT] = {};
+	struct run_result a;
+	struct recs rs = {};
+
+	record(self->dev, seed, kt_rand(&rng), 40, false, &rs, &a);
+	for (int t = 0; t < 8 * M_COUNT; t++) {
+		enum mut m = (enum mut)(t % M_COUNT);
+		size_t i = kt_rand(&rng) % (rs.n - 2);	/* i + 1 <= n - 2 too */
+		struct kvm_ft_divergence div;
+		struct run_result b;
+		struct stream s;
+		struct rp w;
+
+		mutate(&s, &rs, m, i, &rng);
+		replay(self->dev, seed, kt_rand(&rng), 40, false, &s, &b, &w, &div);
+		if (div.error != KVM_FT_ERR_DIVERGENCE && div.error != KVM_FT_ERR_BAD_RECORD) {
+			printf("# not detected: %s of record %zu (seq %llu), error %u, run %lld\n",
+			       mut_name[m], i, (unsigned long long)recs_at(&rs, i)->seq,
+			       div.error, (long long)b.r);
+			fflush(stdout);
+		}
+		ASSERT_TRUE(div.error == KVM_FT_ERR_DIVERGENCE ||
+			    div.error == KVM_FT_ERR_BAD_RECORD);
+		ASSERT_EQ(-EIO, b.r);
+		ASSERT_EQ(div.error, w.st->error);
+		ASSERT_NE(0, div.reason);
+		counts[m]++;
+		replay_done(&b, &w);
+		free(s.buf);
+	}
+	for (int m = 0; m < M_COUNT; m++)
+		printf("# %s: %d detected\n", mut_name[m], counts[m]);
+	fflush(stdout);
+	vm_free(a.vm);
+	recs_free(&rs);
+}
+
+/* Proves: a changed OUT byte is a DIVERGENCE report naming both sides. */
+TEST_F(replay, divergence_report)
+{
+	struct kvm_ft_divergence div;
+	struct run_result a, b;
+	struct recs rs = {};
+	struct kvm_ft_rec_pio *p;
+	struct stream s;
+	struct rp w;
+	uint32_t want;
+	size_t i;
+
+	record(self->dev, 11, 3, 30, false, &rs, &a);
+	stream_from(&s, &rs);
+	/* The first output record (guest_mix outputs after every input). */
+	for (i = 0; i < rs.n; i++)
+		if (recs_at(&rs, i)->type == KVM_FT_REC_PIO_OUT)
+			break;
+	ASSERT_LT(i, rs.n - 1);
+	p = (void *)(s.buf + rs.off[i]);
+	memcpy(&want, p->data, 4);
+	p->data[1] ^= 0x40;
+	replay(self->dev, 11, 4, 30, false, &s, &b, &w, &div);
+	ASSERT_EQ(-EIO, b.r);
+	ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+	ASSERT_EQ(KVM_FT_DIV_DATA, div.reason);
+	ASSERT_EQ(p->hdr.seq, div.seq);
+	ASSERT_EQ(p->hdr.landmark, div.landmark);
+	ASSERT_EQ(rs.off[i], div.pos);
+	ASSERT_EQ(KVM_FT_REC_PIO_OUT, div.expected.type);
+	ASSERT_EQ(KVM_FT_REC_PIO_OUT, div.actual.type);
+	ASSERT_EQ(p->rip, div.expected.rip);
+	ASSERT_EQ(p->rip, div.actual.rip);
+	ASSERT_EQ(OUTPUT_PORT, div.actual.addr);
+	ASSERT_EQ(4, div.actual.size);
+	ASSERT_EQ(want, div.actual.value);
+	ASSERT_EQ(want ^ 0x4000, div.expected.value);
+	/* It was consumed (and compared), nothing after it. */
+	ASSERT_EQ(rs.off[i] + p->hdr.len, w.st->consumer);
+	ASSERT_EQ(p->hdr.seq + 1, w.st->next_seq);
+	replay_done(&b, &w);
+	vm_free(a.vm);
+	free(s.buf);
+	recs_free(&rs);
+}
+
+/* Proves: an INTR record, or an MMIO access, is reported UNSUPPORTED for now. */
+TEST_F(replay, unsupported_intr_and_mmio)
+{
+	struct kvm_ft_divergence div;
+	struct run_result a, b;
+	struct recs rs = {};
+	struct stream s;
+	struct rp w;
+	struct kvm_ft_rec_intr intr = {
+		.hdr = { .len = sizeof(intr), .type = KVM_FT_REC_INTR,
+			 .flags = KVM_FT_RF_ASYNC, .seq = 1, .landmark = 0 },
+		.vector = 0x40,
+	};
+
+	/* An interrupt before the first input. */
+	record(self->dev, 5, 3, 10, false, &rs, &a);
+	memset(&s, 0, sizeof(s));
+	stream_add(&s, &intr, sizeof(intr));
+	for (size_t i = 0; i + 1 < rs.n; i++) {
+		uint8_t rec[KVM_FT_RING_RESERVE];
+
+		memcpy(rec, recs_at(&rs, i), recs_at(&rs, i)->len);
+		((struct kvm_ft_rec *)rec)->seq++;
+		stream_add(&s, rec, ((struct kvm_ft_rec *)rec)->len);
+	}
+	replay(self->dev, 5, 4, 10, false, &s, &b, &w, &div);
+	ASSERT_EQ(-EIO, b.r);
+	ASSERT_EQ(KVM_FT_ERR_UNSUPPORTED, div.error);
+	ASSERT_EQ(KVM_FT_REC_INTR, div.expected.type);
+	replay_done(&b, &w);
+	vm_free(a.vm);
+	free(s.buf);
+	recs_free(&rs);
+
+	/* An MMIO read first. */
+	record(self->dev, 5, 3, 10, true, &rs, &a);
+	ASSERT_EQ(KVM_FT_REC_MMIO_READ, recs_at(&rs, 0)->type);
+	stream_from(&s, &rs);
+	replay(self->dev, 5, 4, 10, true, &s, &b, &w, &div);
+	ASSERT_EQ(-EIO, b.r);
+	ASSERT_EQ(KVM_FT_ERR_UNSUPPORTED, div.error);
+	ASSERT_EQ(KVM_FT_REC_MMIO_READ, div.actual.type);
+	ASSERT_EQ(VM_MMIO_BASE, div.actual.addr);
+	replay_done(&b, &w);
+	vm_free(a.vm);
+	free(s.buf);
+	recs_free(&rs);
+}
+
+/* Proves: the status page is read-only, the ring writable; GET_DIVERGENCE is 0 in RECORD. */
+TEST_F(replay, mappings)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct kvm_vm *vm = vm_create(&o, guest_mix, NULL);
+	struct kvm_ft_divergence div;
+	struct kvm_ft_info info;
+	int fd = ft_attach(self->dev, vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0);
+	void *p;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_INFO, &info));
+	ASSERT_EQ(KVM_FT_MODE_REPLAY, info.mode);
+	p = mmap(NULL, info.page_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 KVM_FT_MMAP_REPLAY_STATUS_OFF);
+	ASSERT_EQ(MAP_FAILED, p);
+	ASSERT_EQ(EPERM, errno);
+	p = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED, fd, KVM_FT_MMAP_REPLAY_STATUS_OFF);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(-1, mprotect(p, info.page_size, PROT_READ | PROT_WRITE));
+	ASSERT_EQ(EPERM, errno);
+	ASSERT_EQ(KVM_FT_REPLAY_MAGIC, ((struct kvm_ft_replay_status *)p)->magic);
+	ASSERT_EQ(1, ((struct kvm_ft_replay_status *)p)->next_seq);
+	munmap(p, info.page_size);
+	p = mmap(NULL, info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 KVM_FT_MMAP_REPLAY_RING_OFF);
+	ASSERT_NE(MAP_FAILED, p);
+	munmap(p, info.producer_len);
+	memset(&div, 0xa5, sizeof(div));
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_DIVERGENCE, &div));
+	ASSERT_EQ(0, div.error);
+	close(fd);
+	vm_free(vm);
+}
+
+struct vcpu_thread {
+	struct kvm_vm *vm;
+	int64_t r;
+};
+
+static void *vcpu_fn(void *p)
+{
+	struct vcpu_thread *v = p;
+	struct ucall uc;
+
+	v->r = vcpu_run_raw(v->vm, &uc);
+	return NULL;
+}
+
+static uint32_t st_flags(const struct rp *w)
+{
+	return __atomic_load_n(&w->st->flags, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Proves: with an empty replay ring the vCPU waits (WAITING, POLLOUT,
+ * nothing consumed, no progress) and resumes when records arrive; records
+ * fed in random chunks through a ring smaller than the stream (wrap, pads,
+ * the writer waiting for space) end in A's exact state.
+ */
+TEST_F_TIMEOUT(replay, waits_for_records, 120)
+{
+	uint64_t seed = kt_seed("replay.waits_for_records"), rng = seed | 1;
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct kvm_ft_divergence div;
+	struct kvm_ft_stats st;
+	struct run_result a, b;
+	struct vcpu_thread v;
+	struct recs rs = {};
+	struct pollfd pfd;
+	pthread_t t;
+	struct rp w;
+	size_t i = 0;
+	int fd;
+
+	record(self->dev, seed, kt_rand(&rng), 700, false, &rs, &a);
+	ASSERT_LT(1ULL << KVM_FT_RING_ORDER_MIN, rs.len);	/* the ring wraps */
+
+	b.vm = vm_create(&o, guest_mix, NULL);
+	set_prog(b.vm, seed, 700, false);
+	vm_seed(b.vm, kt_rand(&rng));
+	fd = ft_attach(self->dev, b.vm->vm_fd, KVM_FT_MODE_REPLAY, 0, KVM_FT_RING_ORDER_MIN);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, rp_map(&w, fd));
+	v.vm = b.vm;
+	ASSERT_EQ(0, pthread_create(&t, NULL, vcpu_fn, &v));
+
+	/* Nothing to replay: the vCPU waits at its first synchronous exit. */
+	for (int k = 0; !(st_flags(&w) & KVM_FT_RING_F_WAITING); k++) {
+		ASSERT_LT(k, 100000);
+		usleep(100);
+	}
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	ASSERT_EQ(1, poll(&pfd, 1, 1000));
+	ASSERT_TRUE(pfd.revents & POLLOUT);
+	usleep(30000);
+	ASSERT_EQ(0, rp_consumer(&w));
+	ASSERT_EQ(1, w.st->next_seq);
+	ASSERT_TRUE(st_flags(&w) & KVM_FT_RING_F_WAITING);
+
+	/* Feed random chunks, pausing now and then so the vCPU waits again. */
+	while (i + 1 < rs.n) {
+		size_t chunk = 1 + kt_rand(&rng) % 64;
+
+		for (; chunk && i + 1 < rs.n; chunk--, i++)
+			rp_write(&w, recs_at(&rs, i), recs_at(&rs, i)->len);
+		rp_publish(&w);
+		if (kt_rand(&rng) % 4 == 0)
+			usleep(2000);
+	}
+	for (int k = 0; !(rp_consumer(&w) == w.pos && (st_flags(&w) & KVM_FT_RING_F_WAITING));
+	     k++) {
+		ASSERT_EQ(0, w.st->error);
+		ASSERT_LT(k, 200000);
+		usleep(100);
+	}
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_SET_MODE, KVM_FT_MODE_LIVE));
+	pthread_join(t, NULL);
+	b.r = v.r;
+	ASSERT_EQ(0, ioctl(b.vm->vcpu_fd, KVM_GET_REGS, &b.regs));
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_DIVERGENCE, &div));
+	assert_same(_metadata, &a, &b, &w, &div, rs.n - 1);
+	ft_stats(fd, &st);
+	ASSERT_LE(2, st.ring_waits);
+	printf("# %zu records through a %u KiB ring, %llu waits\n", rs.n - 1,
+	       (1U << KVM_FT_RING_ORDER_MIN) / 1024, (unsigned long long)st.ring_waits);
+	fflush(stdout);
+	replay_done(&b, &w);
+	vm_free(a.vm);
+	recs_free(&rs);
+}
+
+TEST_HARNESS_MAIN
