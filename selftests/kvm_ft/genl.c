@@ -8,6 +8,7 @@
  */
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -331,6 +332,71 @@ TEST(events)
 	ASSERT_EQ(seqs[0] + 1, seqs[1]);
 	ASSERT_EQ(seqs[1] + 1, seqs[2]);
 	ft_vm_teardown(&f);
+	close(nl.fd);
+}
+
+/*
+ * Proves: a replay ring error (here an unaligned producer position, found at
+ * the guest's first RDTSC) is multicast as KVM_FT_EV_ERROR carrying the
+ * error and mode REPLAY, right after the attach event.
+ */
+TEST(replay_error_event)
+{
+	static char buf[8192];
+	struct kvm_ft_replay_producer *prod;
+	struct kvm_ft_info info;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	struct nl nl;
+	uint32_t types[2], errs[2], modes[2];
+	int n = 0, dev, fd;
+
+	ASSERT_EQ(0, nl_open(&nl));
+	ASSERT_EQ(0, setsockopt(nl.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+				&nl.events_group, sizeof(nl.events_group)));
+	vm = vm_create(NULL, guest_some, NULL);
+	dev = ft_open();
+	ASSERT_LE(0, dev);
+	fd = ft_attach(dev, vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_INFO, &info));
+	prod = mmap(NULL, info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    KVM_FT_MMAP_REPLAY_RING_OFF);
+	ASSERT_NE(MAP_FAILED, prod);
+	__atomic_store_n(&prod->producer, 4, __ATOMIC_RELEASE);
+	ASSERT_EQ(-EIO, vcpu_run_raw(vm, &uc));
+	while (n < 2) {
+		ssize_t len = recv(nl.fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *h;
+
+		ASSERT_LT(0, len) TH_LOG("waiting for event %d: %s", n, strerror(errno));
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+			struct nlattr *tb[KVM_FT_A_MAX + 1];
+
+			if (h->nlmsg_type != nl.family || n >= 2)
+				continue;
+			nl_attrs(h, tb, KVM_FT_A_MAX);
+			ASSERT_NE(NULL, tb[KVM_FT_A_EVENT_TYPE]);
+			ASSERT_NE(NULL, tb[KVM_FT_A_VM_ERROR]);
+			ASSERT_NE(NULL, tb[KVM_FT_A_VM_MODE]);
+			ASSERT_NE(NULL, tb[KVM_FT_A_VM_ID]);
+			if (u32_of(tb[KVM_FT_A_VM_ID]) != info.vm_id)
+				continue;
+			types[n] = u32_of(tb[KVM_FT_A_EVENT_TYPE]);
+			errs[n] = u32_of(tb[KVM_FT_A_VM_ERROR]);
+			modes[n] = u32_of(tb[KVM_FT_A_VM_MODE]);
+			n++;
+		}
+	}
+	ASSERT_EQ(KVM_FT_EV_ATTACH, types[0]);
+	ASSERT_EQ(KVM_FT_EV_ERROR, types[1]);
+	ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, errs[1]);
+	ASSERT_EQ(KVM_FT_MODE_REPLAY, modes[0]);
+	ASSERT_EQ(KVM_FT_MODE_REPLAY, modes[1]);
+	munmap(prod, info.producer_len);
+	close(fd);
+	close(dev);
+	vm_free(vm);
 	close(nl.fd);
 }
 

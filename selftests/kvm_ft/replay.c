@@ -529,8 +529,9 @@ TEST_F_TIMEOUT(replay, mutations_always_detected, 120)
 	struct recs rs = {};
 
 	record(self->dev, seed, kt_rand(&rng), 40, false, &rs, &a);
-	for (int t = 0; t < 8 * M_COUNT; t++) {
-		enum mut m = (enum mut)(t % M_COUNT);
+	/* 8 of each kind, then 32 more byte flips (inputs, outputs, headers). */
+	for (int t = 0; t < 8 * M_COUNT + 32; t++) {
+		enum mut m = t < 8 * M_COUNT ? (enum mut)(t % M_COUNT) : M_FLIP;
 		size_t i = kt_rand(&rng) % (rs.n - 2);	/* i + 1 <= n - 2 too */
 		struct kvm_ft_divergence div;
 		struct run_result b;
