@@ -204,8 +204,16 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 	vcpu = (struct kvm_vcpu *)regs->di;
 	/* ftrace already runs us preempt-disabled; make it explicit (RCU). */
 	preempt_disable_notrace();
-	if (!is_guest_mode(vcpu) && abandon_ip && (ft = ft_replay_target(vcpu)))
+	if (!is_guest_mode(vcpu) && abandon_ip && (ft = ft_replay_target(vcpu))) {
 		act = ft_replay_exit(ft, vcpu, regs->si);
+		/*
+		 * As io_interception(): the CPU gives the next RIP of an IOIO
+		 * exit, so the skip needs no instruction decode (svm->next_rip
+		 * is cleared at every exit).
+		 */
+		if (act == FT_RP_SKIP && regs->si == SVM_EXIT_IOIO)
+			to_svm(vcpu)->next_rip = to_svm(vcpu)->vmcb->control.exit_info_2;
+	}
 	if (regs->si == SVM_EXIT_RDTSC && act == FT_RP_KVM) {
 		emulate_rdtsc(vcpu);
 		act = FT_RP_SKIP;

@@ -8,7 +8,10 @@
  *     loop: exits to this VMM) attached vs not attached, runs interleaved,
  *     as a ratio; for OUT also with nobody reading the ring during the run
  *     (the 4 MiB ring holds it), which isolates the module's own cost;
- *  3. average bytes per record of a mixed guest (PIO, MMIO, CPUID, RDTSC).
+ *  3. average bytes per record of a mixed guest (PIO, MMIO, CPUID, RDTSC);
+ *  4. replay speed: a replayable guest (IN, RDTSC, CPUID, OUT) recorded on
+ *     one VM, then replayed on another from a pre-filled replay ring, as
+ *     synchronous records/s of each and their ratio.
  *
  * Sizes can be changed with KVM_FT_BENCH_SCALE (default 1.0).
  */
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +69,18 @@ static void guest_mixed(void *arg)
 		mmio_read64(VM_MMIO_BASE + 8);
 		cpuid(1, 0, r);
 		rdtsc();
+	}
+}
+
+static void guest_replayable(void *arg)
+{
+	uint32_t r[4];
+
+	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--) {
+		inl(RANDOM_PORT);
+		rdtsc();
+		cpuid(1, 0, r);
+		outb(OUTPUT_PORT, (uint8_t)i);
 	}
 }
 
@@ -174,6 +190,104 @@ static void exit_ratio(const char *name, void (*fn)(void *), uint64_t n, bool re
 	       u.exits / u.secs, a.exits / a.secs, (a.exits / a.secs) / (u.exits / u.secs));
 }
 
+struct golive {
+	int fd;
+	const struct kvm_ft_replay_status *st;
+	uint64_t end;
+	volatile bool stop;
+};
+
+/* Switch the replaying VM to LIVE once it consumed everything and waits. */
+static void *golive_fn(void *p)
+{
+	struct golive *g = p;
+	struct pollfd pfd = { .fd = g->fd, .events = POLLOUT };
+
+	/* Blocks until the vCPU starts to wait (POLLOUT): no CPU taken from it. */
+	while (!__atomic_load_n(&g->stop, __ATOMIC_ACQUIRE)) {
+		poll(&pfd, 1, 100);
+		if (__atomic_load_n(&g->st->error, __ATOMIC_ACQUIRE))
+			return NULL;
+		if (__atomic_load_n(&g->st->consumer, __ATOMIC_ACQUIRE) == g->end &&
+		    (__atomic_load_n(&g->st->flags, __ATOMIC_ACQUIRE) & KVM_FT_RING_F_WAITING)) {
+			ioctl(g->fd, KVM_FT_SET_MODE, KVM_FT_MODE_LIVE);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void replay_speed(uint64_t n)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_vm *a = vm_create(&o, guest_replayable, (void *)(uintptr_t)n);
+	struct kvm_vm *b = vm_create(&o, guest_replayable, (void *)(uintptr_t)n);
+	const struct kvm_ft_rec *rec, *last = NULL;
+	struct kvm_ft_stats sa, sb;
+	struct kvm_ft_info info;
+	struct golive g = { 0 };
+	struct ft_ring ring;
+	struct ucall uc;
+	uint8_t *data;
+	void *map;
+	pthread_t th;
+	double t0, trec, trep;
+	int dev = ft_open(), fa, fb;
+	uint64_t pos = 0;
+
+	KT_ASSERT(dev >= 0, "open /dev/kvm_ft");
+	fa = ft_attach(dev, a->vm_fd, KVM_FT_MODE_RECORD, 0, 24);
+	fb = ft_attach(dev, b->vm_fd, KVM_FT_MODE_REPLAY, 0, 24);
+	KT_ASSERT(fa >= 0 && fb >= 0, "attach");
+	KT_ASSERT(!ft_ring_map(&ring, fa), "map");
+	vm_seed(b, 12345);
+	t0 = now();
+	vcpu_run_expect(a, UCALL_DONE, &uc);
+	trec = now() - t0;
+
+	KT_ASSERT(!ioctl(fb, KVM_FT_GET_INFO, &info), "info");
+	g.st = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED, fb, KVM_FT_MMAP_REPLAY_STATUS_OFF);
+	map = mmap(NULL, info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fb,
+		   KVM_FT_MMAP_REPLAY_RING_OFF);
+	KT_ASSERT(g.st != MAP_FAILED && map != MAP_FAILED, "map replay ring");
+	data = (uint8_t *)map + info.page_size;
+	/* Everything but the final DONE ucall; the 16 MiB rings never wrap here. */
+	while ((rec = ft_ring_next(&ring))) {
+		if (last) {
+			KT_ASSERT(pos + last->len <= info.data_size, "replay ring too small");
+			memcpy(data + pos, last, last->len);
+			pos += last->len;
+		}
+		last = rec;
+	}
+	KT_ASSERT(!ring.error, "ring: %s", ring.error);
+	__atomic_store_n(&((struct kvm_ft_replay_producer *)map)->producer, pos, __ATOMIC_RELEASE);
+	g.fd = fb;
+	g.end = pos;
+	KT_ASSERT(!pthread_create(&th, NULL, golive_fn, &g), "pthread_create");
+	t0 = now();
+	vcpu_run_expect(b, UCALL_DONE, &uc);
+	trep = now() - t0;
+	__atomic_store_n(&g.stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	KT_ASSERT(!ioctl(fa, KVM_FT_GET_STATS, &sa) && !ioctl(fb, KVM_FT_GET_STATS, &sb), "stats");
+	KT_ASSERT(sb.sync_records + 1 == sa.sync_records, "replayed %llu of %llu records",
+		  (unsigned long long)sb.sync_records, (unsigned long long)sa.sync_records);
+	KT_ASSERT(!memcmp(a->mem, b->mem, a->mem_size), "replayed memory differs");
+	printf("# bench: replay (IN, RDTSC, CPUID, OUT loop, %llu iterations): record %.0f records/s, "
+	       "replay %.0f records/s, replay/record = %.3f, %llu replay waits\n", (unsigned long long)n,
+	       sa.sync_records / trec, sb.sync_records / trep, trec / trep,
+	       (unsigned long long)sb.ring_waits);
+	munmap(map, info.producer_len);
+	munmap((void *)g.st, info.page_size);
+	ft_ring_unmap(&ring);
+	close(fa);
+	close(fb);
+	close(dev);
+	vm_free(a);
+	vm_free(b);
+}
+
 int main(void)
 {
 	const char *env = getenv("KVM_FT_BENCH_SCALE");
@@ -205,5 +319,8 @@ int main(void)
 	printf("# bench: mixed guest (OUT, IN, MMIO write, MMIO read, CPUID, RDTSC): %llu records, "
 	       "%.1f bytes/record, %.0f records/s\n",
 	       (unsigned long long)r.records, (double)r.bytes / r.records, r.records / r.secs);
+
+	for (int i = 0; i < 2; i++)
+		replay_speed(n_mixed * 4);
 	return 0;
 }

@@ -223,6 +223,14 @@ static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool 
 	close(fd);
 }
 
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 struct golive {
 	struct rp *w;
 	volatile bool stop;
@@ -234,8 +242,12 @@ struct golive {
 static void *golive_fn(void *p)
 {
 	struct golive *g = p;
+	struct pollfd pfd = { .fd = g->w->fd, .events = POLLOUT };
+	double t0 = mono();
 
-	for (int i = 0; i < 400000 && !g->stop; i++) {
+	/* POLLOUT (all consumed) and POLLERR wake us; no CPU taken from the vCPU. */
+	while (mono() - t0 < 20 && !g->stop) {
+		poll(&pfd, 1, 50);
 		uint32_t err = __atomic_load_n(&g->w->st->error, __ATOMIC_ACQUIRE);
 
 		if (err) {
@@ -247,7 +259,6 @@ static void *golive_fn(void *p)
 			g->went_live = !ioctl(g->w->fd, KVM_FT_SET_MODE, KVM_FT_MODE_LIVE);
 			return NULL;
 		}
-		usleep(50);
 	}
 	/* Timed out (or told to stop): release the vCPU so the test can fail. */
 	ioctl(g->w->fd, KVM_FT_DETACH);
