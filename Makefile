@@ -71,6 +71,7 @@ check-vm: modules selftests
 check: deps
 	$(MAKE) check-host
 	$(MAKE) check-vm
+	$(MAKE) check-packaging
 
 bench: deps
 	$(MAKE) modules selftests daemon
