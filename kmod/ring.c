@@ -380,7 +380,8 @@ __poll_t ft_ring_poll(struct ft_ring *r, struct file *file, poll_table *wait)
 		if (ft_ring_replay_ready(r))
 			wake_up_all(&r->space_wq);
 		spin_lock_irqsave(&r->lock, irqf);
-		if (smp_load_acquire(&r->cons->consumer) == r->tail)
+		/* Only compared, never used as a position: READ_ONCE is enough. */
+		if (READ_ONCE(r->cons->consumer) == r->tail)
 			mask |= EPOLLOUT | EPOLLWRNORM;
 		if (r->error)
 			mask |= EPOLLERR;

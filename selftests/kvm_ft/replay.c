@@ -561,7 +561,48 @@ TEST_F_TIMEOUT(replay, mutations_always_detected, 120)
 			    div.error == KVM_FT_ERR_BAD_RECORD);
 		ASSERT_EQ(-EIO, b.r);
 		ASSERT_EQ(div.error, w.st->error);
-		ASSERT_NE(0, div.reason);
+		/* The exact error where the kind of mutation determines it. */
+		switch (m) {
+		case M_SEQ:
+		case M_SWAP:
+		case M_DROP:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_SEQ, div.reason);
+			break;
+		case M_LANDMARK:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_LANDMARK, div.reason);
+			break;
+		case M_PRODUCER:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_PRODUCER, div.reason);
+			ASSERT_EQ(0, div.pos);	/* found before the first record */
+			break;
+		case M_TRUNCATE:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_LEN, div.reason);
+			break;
+		case M_LEN:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_TRUE(div.reason == KVM_FT_DIV_LEN || div.reason == KVM_FT_DIV_FORMAT);
+			break;
+		case M_TYPE:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_FORMAT, div.reason);
+			break;
+		case M_SWAP_RENUM:
+		case M_DROP_RENUM:
+			ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+			ASSERT_LE(KVM_FT_DIV_TYPE, div.reason);
+			ASSERT_GE(KVM_FT_DIV_DATA, div.reason);
+			break;
+		default:
+			ASSERT_NE(0, div.reason);
+			break;
+		}
+		/* Every record before the mutated one was consumed. */
+		if (m != M_PRODUCER)
+			ASSERT_LE(rs.off[i], w.st->consumer);
 		counts[m]++;
 		replay_done(&b, &w);
 		free(s.buf);
