@@ -31,6 +31,7 @@ static struct gprog {
 	uint64_t outlen;
 	uint8_t out[OUT_MAX];
 	uint32_t mmio_first;	/* read MMIO before anything else */
+	uint32_t hlt_first;	/* halt (interrupts off) before anything else */
 } gp;
 
 static inline uint16_t inw_(uint16_t port)
@@ -66,6 +67,8 @@ static void guest_mix(void *arg)
 	};
 	uint64_t s = gp.seed | 1, h = 0x243f6a8885a308d3ULL;
 
+	if (gp.hlt_first)
+		__asm__ volatile("cli; hlt" : : : "memory");
 	if (gp.mmio_first)
 		h = mix(h, mmio_read64(VM_MMIO_BASE));
 	for (uint64_t i = 0; i < gp.nops; i++) {
@@ -742,6 +745,78 @@ TEST_F(replay, mappings)
 	ASSERT_EQ(0, div.error);
 	close(fd);
 	vm_free(vm);
+}
+
+/* One KVM_RUN; returns the exit reason, or -errno. */
+static int run_once(struct kvm_vm *vm)
+{
+	return ioctl(vm->vcpu_fd, KVM_RUN, 0) ? -errno : (int)vm->run->exit_reason;
+}
+
+/*
+ * Proves: HLT is checked, then KVM halts as usual (the exit reaches the VMM
+ * after the record was consumed); a HLT record whose RIP differs is a
+ * DIVERGENCE naming both RIPs.
+ */
+TEST_F(replay, hlt_checked)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct kvm_ft_divergence div;
+	const struct kvm_ft_rec *r;
+	struct kvm_ft_rec_hlt rec;
+	struct ft_ring ring;
+	struct kvm_vm *a;
+	int fd;
+
+	a = vm_create(&o, guest_mix, NULL);
+	VM_SET_GLOBAL(a, gp.hlt_first, 1);
+	fd = ft_attach(self->dev, a->vm_fd, KVM_FT_MODE_RECORD, 0, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ft_ring_map(&ring, fd));
+	ASSERT_EQ(KVM_EXIT_HLT, run_once(a));
+	r = ft_ring_next(&ring);
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(KVM_FT_REC_HLT, r->type);
+	ASSERT_EQ(sizeof(rec), r->len);
+	memcpy(&rec, r, sizeof(rec));
+	ft_ring_unmap(&ring);
+	close(fd);
+
+	for (int forge = 0; forge < 2; forge++) {
+		struct kvm_vm *b = vm_create(&o, guest_mix, NULL);
+		struct kvm_ft_rec_hlt w_rec = rec;
+		struct rp w;
+
+		VM_SET_GLOBAL(b, gp.hlt_first, 1);
+		fd = ft_attach(self->dev, b->vm_fd, KVM_FT_MODE_REPLAY, 0, 0);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, rp_map(&w, fd));
+		w_rec.rip += forge;
+		rp_write(&w, &w_rec, sizeof(w_rec));
+		rp_publish(&w);
+		if (!forge) {
+			struct kvm_regs regs;
+
+			ASSERT_EQ(KVM_EXIT_HLT, run_once(b));
+			ASSERT_EQ(sizeof(rec), rp_consumer(&w));
+			ASSERT_EQ(2, w.st->next_seq);
+			ASSERT_EQ(0, w.st->error);
+			ASSERT_EQ(0, ioctl(b->vcpu_fd, KVM_GET_REGS, &regs));
+			ASSERT_EQ(rec.rip + 1, regs.rip);	/* past the HLT */
+		} else {
+			ASSERT_EQ(-EIO, run_once(b));
+			ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_DIVERGENCE, &div));
+			ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+			ASSERT_EQ(KVM_FT_DIV_RIP, div.reason);
+			ASSERT_EQ(KVM_FT_REC_HLT, div.actual.type);
+			ASSERT_EQ(rec.rip, div.actual.rip);
+			ASSERT_EQ(rec.rip + 1, div.expected.rip);
+		}
+		rp_unmap(&w);
+		close(fd);
+		vm_free(b);
+	}
+	vm_free(a);
 }
 
 struct vcpu_thread {
