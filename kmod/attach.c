@@ -101,7 +101,10 @@ static void tomb_free(struct ft_tomb *t)
 	module_put(THIS_MODULE);
 }
 
-/* Probe context. Returns true if the caller must clear the vCPU's intercept. */
+/*
+ * Probe context, or process context with a module reference of its own.
+ * Returns true if the caller must clear the vCPU's intercept.
+ */
 bool ft_tomb_take(const struct kvm_vcpu *vcpu)
 {
 	struct ft_tomb *t, *found = NULL;
@@ -155,29 +158,6 @@ static void tomb_add(struct ft_vm *ft)
 	spin_lock_irqsave(&ft_tomb_lock, irqf);
 	hlist_add_head_rcu(&t->node, &ft_tombs);
 	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
-}
-
-/* A new attachment of the same vCPU takes over the intercept. */
-static bool tomb_remove_vcpu(const struct kvm_vcpu *vcpu)
-{
-	struct ft_tomb *t, *found = NULL;
-	unsigned long irqf;
-
-	spin_lock_irqsave(&ft_tomb_lock, irqf);
-	hlist_for_each_entry(t, &ft_tombs, node) {
-		if (t->vcpu == vcpu) {
-			hlist_del_rcu(&t->node);
-			found = t;
-			break;
-		}
-	}
-	spin_unlock_irqrestore(&ft_tomb_lock, irqf);
-	if (found) {
-		kfree_rcu(found, rcu);
-		/* Not the last reference: the caller's /dev/kvm_ft file holds one. */
-		module_put(THIS_MODULE);
-	}
-	return found;
 }
 
 static int check_vcpus(struct kvm *kvm, struct kvm_vcpu **vcpu)
@@ -312,7 +292,12 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	}
 	ft->file = file;
 	ft->id = atomic_inc_return(&ft_next_id);
-	if (tomb_remove_vcpu(vcpu))
+	/*
+	 * A new attachment of the same vCPU takes over the intercept. The
+	 * tombstone's module reference is not the last one here: the caller's
+	 * /dev/kvm_ft file holds another.
+	 */
+	if (ft_tomb_take(vcpu))
 		set_bit(FT_S_INTERCEPT, &ft->state);
 	hash_add_rcu(ft_vm_hash, &ft->node, (unsigned long)kvm);
 	pr_debug("attached vm %u (pid %d) ring order %u\n", ft->id, ft->vm_pid, order);
