@@ -2,12 +2,15 @@
 #
 # kvm_ft — one entry point:
 #   make              build kvm_ft.ko, ftd, ftctl and the tests
-#   make check        install what is missing, build, run host tests, then the
-#                     in-VM kselftests (nested KVM under QEMU)
+#   make check        install what is missing, build, run host tests, the
+#                     in-VM kselftests (nested KVM under QEMU), then the
+#                     packaging test (the .debs under systemd in a VM)
+#   make check-host / check-vm / check-packaging   one part of check
 #   make bench        ratios measured in one run (in the VM and on the host)
-#   make demo         the two-host failover demo
+#   make demo         the two-host failover demo (not yet)
 #   make install      install ftd/ftctl (DESTDIR honoured)
-#   make dkms-install install the module source into DKMS
+#   make dkms-install install the module source into DKMS and build it
+#   make deb          kvm-ft-dkms and ftd .debs under build/deb (lintian-checked)
 
 SHELL := /bin/bash
 TOP := $(CURDIR)
