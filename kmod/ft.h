@@ -104,6 +104,7 @@ void ft_probe_kvm_msr(void *data, unsigned int write, u32 ecx, u64 val,
 void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
 			   bool reinjected);
 void ft_probe_kvm_userspace_exit(void *data, u32 reason, int err);
+void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn);
 void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 	       const void *data, u32 data_len, bool sync);
 void ft_record_fail(struct ft_vm *ft, u32 error);

@@ -140,12 +140,18 @@ static void wait_space(struct callback_head *cb)
 		    !test_and_set_bit(FT_S_STOPPED, &ft->state))
 			kvm_vm_dead(ft->kvm);
 	}
-	/* Pairs with test_and_set_bit() in queue_wait(): the work is reusable. */
+	/* Pairs with test_and_set_bit() in ft_queue_wait(): the work is reusable. */
 	clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
 	fput(file);
 }
 
-static void queue_wait(struct ft_vm *ft)
+/*
+ * Probe context: make the vCPU thread run @fn in sleepable context before its
+ * next guest entry (TIF_NOTIFY_RESUME is part of XFER_TO_GUEST_MODE_WORK).
+ * @fn must end with clear_bit_unlock(FT_S_WAIT_QUEUED) and fput(ft->file).
+ * Used by the recorder (wait for ring space) and by replay (wait for records).
+ */
+void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn)
 {
 	if (test_and_set_bit_lock(FT_S_WAIT_QUEUED, &ft->state))
 		return;
@@ -154,7 +160,7 @@ static void queue_wait(struct ft_vm *ft)
 		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
 		return;
 	}
-	init_task_work(&ft->wait_work, wait_space);
+	init_task_work(&ft->wait_work, fn);
 	if (task_work_add(current, &ft->wait_work, TWA_RESUME)) {
 		/* The task is exiting: it never enters the guest again. */
 		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
@@ -182,7 +188,7 @@ void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 	if (r & FT_RING_WAKE)
 		ft_ring_wake(&ft->ring, true);
 	if (r & FT_RING_LOW)
-		queue_wait(ft);
+		ft_queue_wait(ft, wait_space);
 }
 
 static inline u64 rip_of(struct kvm_vcpu *vcpu)

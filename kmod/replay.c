@@ -140,21 +140,6 @@ static void wait_records(struct callback_head *cb)
 	fput(file);
 }
 
-static void queue_wait(struct ft_vm *ft)
-{
-	if (test_and_set_bit_lock(FT_S_WAIT_QUEUED, &ft->state))
-		return;
-	if (!get_file_rcu(ft->file)) {
-		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
-		return;
-	}
-	init_task_work(&ft->wait_work, wait_records);
-	if (task_work_add(current, &ft->wait_work, TWA_RESUME)) {
-		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
-		fput(ft->file);
-	}
-}
-
 /* ---- checking and replaying one exit ---- */
 
 /* Record length each type must have; PIO is checked separately. */
@@ -314,7 +299,7 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 
 	len = ft_ring_take(&ft->ring, h, &err);
 	if (len == -EAGAIN) {
-		queue_wait(ft);
+		ft_queue_wait(ft, wait_records);
 		return FT_RP_ABANDON;
 	}
 	if (len == -EBADMSG) {
