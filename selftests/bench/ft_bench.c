@@ -30,14 +30,6 @@
 #include "guest.h"
 #include "ft_ring.h"
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void guest_rdtsc(void *arg)
 {
 	for (uint64_t i = (uint64_t)(uintptr_t)arg; i; i--)
@@ -147,9 +139,9 @@ static struct run run_guest(void (*fn)(void *), uint64_t n, bool attached, uint3
 		if (reader)
 			KT_ASSERT(!pthread_create(&th, NULL, drain_fn, &d), "pthread_create");
 	}
-	t0 = now();
+	t0 = kt_now();
 	vcpu_run_expect(vm, UCALL_DONE, &uc);
-	r.secs = now() - t0;
+	r.secs = kt_now() - t0;
 	r.exits = vm->exits;
 	if (attached) {
 		__atomic_store_n(&d.stop, true, __ATOMIC_RELEASE);
@@ -241,9 +233,9 @@ static void replay_speed(uint64_t n)
 	KT_ASSERT(fa >= 0 && fb >= 0, "attach");
 	KT_ASSERT(!ft_ring_map(&ring, fa), "map");
 	vm_seed(b, 12345);
-	t0 = now();
+	t0 = kt_now();
 	vcpu_run_expect(a, UCALL_DONE, &uc);
-	trec = now() - t0;
+	trec = kt_now() - t0;
 
 	KT_ASSERT(!ioctl(fb, KVM_FT_GET_INFO, &info), "info");
 	g.st = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED, fb, KVM_FT_MMAP_REPLAY_STATUS_OFF);
@@ -265,9 +257,9 @@ static void replay_speed(uint64_t n)
 	g.fd = fb;
 	g.end = pos;
 	KT_ASSERT(!pthread_create(&th, NULL, golive_fn, &g), "pthread_create");
-	t0 = now();
+	t0 = kt_now();
 	vcpu_run_expect(b, UCALL_DONE, &uc);
-	trep = now() - t0;
+	trep = kt_now() - t0;
 	__atomic_store_n(&g.stop, true, __ATOMIC_RELEASE);
 	pthread_join(th, NULL);
 	KT_ASSERT(!ioctl(fa, KVM_FT_GET_STATS, &sa) && !ioctl(fb, KVM_FT_GET_STATS, &sb), "stats");

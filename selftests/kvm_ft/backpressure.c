@@ -29,14 +29,6 @@ static void guest_rdtsc_loop(void *arg)
 	GUEST_SYNC(x, s, n);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 struct reader {
 	struct ft_ring *ring;
 	int ft_fd;
@@ -56,7 +48,7 @@ static void *reader_fn(void *p)
 	struct ft_ring *r = rd->ring;
 	struct pollfd pfd = { .fd = rd->ft_fd, .events = POLLIN };
 	uint64_t seq = 1;
-	double last_stall = now();
+	double last_stall = kt_now();
 
 	while (seq <= rd->expect_n + 1 && !rd->error) {
 		const struct kvm_ft_rec *rec;
@@ -97,9 +89,9 @@ static void *reader_fn(void *p)
 		if (rd->sleep_us)
 			usleep(rd->sleep_us);
 		/* Stall long enough for the vCPU to fill the whole ring. */
-		if (now() - last_stall > rd->stall_every) {
+		if (kt_now() - last_stall > rd->stall_every) {
 			usleep((useconds_t)(rd->stall_s * 1e6));
-			last_stall = now();
+			last_stall = kt_now();
 			rd->stalls++;
 		}
 	}
@@ -135,9 +127,9 @@ TEST_F_TIMEOUT(bp, million_records_slow_reader, 280)
 
 	vm_set_entry(self->f.vm, guest_rdtsc_loop, (void *)(uintptr_t)n);
 	ASSERT_EQ(0, pthread_create(&th, NULL, reader_fn, &rd));
-	t0 = now();
+	t0 = kt_now();
 	vcpu_run_expect(self->f.vm, UCALL_SYNC, &uc);
-	t1 = now();
+	t1 = kt_now();
 	ASSERT_EQ(0, pthread_join(th, NULL));
 	ASSERT_EQ(NULL, rd.error) TH_LOG("at seq %llu", (unsigned long long)rd.error_seq);
 	ASSERT_EQ(n + 1, rd.seen);

@@ -226,14 +226,6 @@ static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool 
 	close(fd);
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 struct golive {
 	struct rp *w;
 	volatile bool stop;
@@ -246,10 +238,10 @@ static void *golive_fn(void *p)
 {
 	struct golive *g = p;
 	struct pollfd pfd = { .fd = g->w->fd, .events = POLLOUT };
-	double t0 = mono();
+	double t0 = kt_now();
 
 	/* POLLOUT (all consumed) and POLLERR wake us; no CPU taken from the vCPU. */
-	while (mono() - t0 < 20 && !g->stop) {
+	while (kt_now() - t0 < 20 && !g->stop) {
 		poll(&pfd, 1, 50);
 		uint32_t err = __atomic_load_n(&g->w->st->error, __ATOMIC_ACQUIRE);
 

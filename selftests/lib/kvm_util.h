@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <time.h>
 #include <linux/kvm.h>
 
 #include "ucall.h"
@@ -169,5 +170,14 @@ struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uin
 /* Test seeds: KVM_FT_SEED from the environment, else time-based; printed. */
 uint64_t kt_seed(const char *test_name);
 uint64_t kt_rand(uint64_t *state);
+
+/* Seconds on the monotonic clock, for durations measured by tests and bench. */
+static inline double kt_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 #endif
