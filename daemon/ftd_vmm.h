@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The protocol between ftd and the FT-aware VMM (vmm/ftvm) on one host.
+ *
+ * Transport: a SOCK_SEQPACKET Unix socket that ftd listens on
+ * (config key vmm_socket, default FTD_VMM_SOCKET, mode 0600, root only).
+ * One VMM per ftd. Every message is one struct ftd_vmm_msg (64 bytes);
+ * a message of another size, an unknown type or a non-zero reserved field
+ * closes the connection. Fields not listed for a type are zero.
+ *
+ *   VMM -> ftd  HELLO     version = FTD_VMM_VERSION, name = the VM's name.
+ *   ftd -> VMM  ROLE      role = FTD_VMM_ROLE_PRIMARY or _BACKUP, epoch.
+ *                         The VMM now builds the VM (same image, memory
+ *                         size and CPUID on both hosts) and attaches it:
+ *                         KVM_FT_MODE_RECORD for PRIMARY, _REPLAY for BACKUP.
+ *   VMM -> ftd  ATTACHED  carries the ft fd as SCM_RIGHTS. ftd maps the ring
+ *                         (primary: reads the log ring and publishes acked_seq;
+ *                         backup: writes the replay ring). The VMM starts
+ *                         its vCPU after sending it.
+ *   ftd -> VMM  ACKED     seq = the backup has every record <= seq. Sent when
+ *                         acked_seq advances (coalesced). The VMM releases an
+ *                         output whose PIO_OUT/MMIO_WRITE record has seq <= it
+ *                         (the output rule), in order.
+ *   VMM -> ftd  EMITTED   seq = every output whose record seq <= seq has left
+ *                         this host. ftd forwards the value to the peer.
+ *   ftd -> VMM  GO_LIVE   the module is in KVM_FT_MODE_LIVE (ftd drained the
+ *                         received log and called KVM_FT_SET_MODE), epoch =
+ *                         the epoch this host won; seq = the highest EMITTED
+ *                         value the old primary reported. The VMM re-emits
+ *                         the outputs it saw in replay with record seq > seq
+ *                         (a duplicate is allowed, a gap is not), then runs
+ *                         its devices live.
+ *   ftd -> VMM  HALT      this host lost arbitration or was fenced: stop the
+ *                         vCPU now and emit nothing more. epoch = the epoch
+ *                         that fenced us.
+ *   ftd -> VMM  PAUSE     planned failover: stop the vCPU at the next landmark
+ *                         (a synchronous exit), then answer PAUSED.
+ *   VMM -> ftd  PAUSED    seq = the seq of the last record the vCPU produced.
+ *   ftd -> VMM  RESUME    continue in the role given by role (after a
+ *                         planned failover the old primary becomes BACKUP and
+ *                         re-attaches in replay mode; it sends ATTACHED again).
+ *
+ * Either side closing the socket is a failure of the other: ftd treats a
+ * lost VMM as a dead local VM (it stops acknowledging/serving), the VMM
+ * treats a lost ftd as HALT unless it is LIVE already.
+ */
+#ifndef FTD_VMM_H
+#define FTD_VMM_H
+
+#include <linux/types.h>
+
+#define FTD_VMM_SOCKET	"/run/ftd/vmm.sock"
+#define FTD_VMM_VERSION	1
+
+enum ftd_vmm_type {
+	FTD_VMM_HELLO		= 1,
+	FTD_VMM_ROLE		= 2,
+	FTD_VMM_ATTACHED	= 3,
+	FTD_VMM_ACKED		= 4,
+	FTD_VMM_EMITTED		= 5,
+	FTD_VMM_GO_LIVE		= 6,
+	FTD_VMM_HALT		= 7,
+	FTD_VMM_PAUSE		= 8,
+	FTD_VMM_PAUSED		= 9,
+	FTD_VMM_RESUME		= 10,
+};
+
+enum ftd_vmm_role {
+	FTD_VMM_ROLE_PRIMARY	= 1,
+	FTD_VMM_ROLE_BACKUP	= 2,
+};
+
+struct ftd_vmm_msg {
+	__u32 type;		/* enum ftd_vmm_type */
+	__u32 version;		/* HELLO only */
+	__u64 seq;		/* ACKED, EMITTED, GO_LIVE, PAUSED */
+	__u64 epoch;		/* ROLE, GO_LIVE, HALT */
+	__u32 role;		/* ROLE, RESUME */
+	__u32 reserved0;
+	char name[32];		/* HELLO: NUL-terminated VM name */
+};
+
+_Static_assert(sizeof(struct ftd_vmm_msg) == 64, "ftd_vmm_msg is 64 bytes");
+
+#endif /* FTD_VMM_H */
