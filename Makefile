@@ -33,10 +33,10 @@ DEPS := gcc make pkg-config xz-utils linux-image-amd64 linux-headers-amd64 \
 	qemu-system-x86 busybox-static cpio kmod spin \
 	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs
 
-.PHONY: all deps modules daemon selftests check check-host check-vm bench demo \
+.PHONY: all deps modules daemon selftests vmm check check-host check-vm bench demo \
 	install dkms-install deb check-packaging clean
 
-all: modules daemon selftests
+all: modules daemon selftests vmm
 
 # A marker file per package set, so a second run costs one dpkg-query.
 deps:
@@ -64,6 +64,11 @@ daemon:
 
 selftests:
 	$(MAKE) -C selftests
+
+# ftvm, the FT-aware VMM (vmm/README.md); `make -C vmm check` runs its
+# tests in the test VM.
+vmm: selftests
+	$(MAKE) -C vmm
 
 check-host: daemon
 	$(MAKE) -C daemon check

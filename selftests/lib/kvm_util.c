@@ -487,12 +487,22 @@ static void inject_pending(struct kvm_vm *vm)
 	run->request_interrupt_window = vector ? 1 : 0;
 }
 
+void vcpu_thread_bind(struct kvm_vm *vm)
+{
+	vm->vcpu_thread = pthread_self();
+	kick_run = vm->run;
+}
+
+void vm_kick(struct kvm_vm *vm)
+{
+	pthread_kill(vm->vcpu_thread, SIGUSR1);
+}
+
 int64_t vcpu_run_raw(struct kvm_vm *vm, struct ucall *uc)
 {
 	struct kvm_run *run = vm->run;
 
-	vm->vcpu_thread = pthread_self();
-	kick_run = run;
+	vcpu_thread_bind(vm);
 	for (;;) {
 		inject_pending(vm);
 		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {

@@ -160,6 +160,14 @@ void vm_irq_thread_start(struct kvm_vm *vm, uint32_t vector,
 			 unsigned int min_us, unsigned int max_us, uint64_t seed);
 void vm_irq_thread_stop(struct kvm_vm *vm);
 
+/*
+ * For VMMs with their own run loop: make the calling thread the vCPU thread
+ * (vcpu_run() does this itself), and kick it: its KVM_RUN returns -EINTR at
+ * once, also when the kick comes just before it enters.
+ */
+void vcpu_thread_bind(struct kvm_vm *vm);
+void vm_kick(struct kvm_vm *vm);
+
 /* The vCPU's RIP (outside KVM_RUN). */
 uint64_t vcpu_rip(struct kvm_vm *vm);
 

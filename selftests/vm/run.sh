@@ -13,7 +13,8 @@
 # Environment: TOP BUILD KVER (from make), VM_TIMEOUT (seconds, whole boot),
 # VM_SMP (vCPUs of the test VM, default 1),
 # TEST_TIMEOUT (seconds per binary), KVM_FT_* (exported to the tests, e.g.
-# KVM_FT_SEED to re-run a randomised test, KVM_FT_BP_RECORDS).
+# KVM_FT_SEED to re-run a randomised test, KVM_FT_BP_RECORDS),
+# VM_FILES ("SRC=DST ..." more files for the tests, e.g. bin/ftvm; not run).
 set -euo pipefail
 
 mode=${1:?usage: run.sh check|bench BINARY...}
@@ -47,6 +48,7 @@ echo "$names" > "$etc/tests"
 	echo "$here/init init"
 	for f in mode timeout tests; do echo "$etc/$f etc/ft/$f"; done
 	for b in "$@"; do echo "$b tests/${b#"$out"/}"; done
+	for f in ${VM_FILES:-}; do echo "${f%%=*} ${f#*=}"; done
 } > "$inputs"
 rundir=$(vm_image "$vmdir" "$inputs")
 initrd=$rundir/initrd.gz
