@@ -209,7 +209,7 @@ TEST(every_record_type_exact)
 		ASSERT_EQ(8, r->landmark);	/* the HLT's */
 		ASSERT_EQ(A(r_after_hlt), in->rip);
 		ASSERT_EQ(VEC, in->vector);
-		ASSERT_EQ(0, in->reserved);
+		ASSERT_EQ(0, in->flags);	/* KVM_INTERRUPT: not replayable */
 	}
 	/* The ucall's OUT: its data is the address of the guest's struct ucall. */
 	check_pio(_metadata, recs_at(&rs, 9), KVM_FT_REC_PIO_OUT, A(ucall_insn), UCALL_PORT, 4,

@@ -95,6 +95,37 @@
  *
  *   KVM_FT_GET_DIVERGENCE: see THE REPLAY RING.
  *
+ *   KVM_FT_QUEUE_ASYNC (struct kvm_ft_async *, in)
+ *       Hand kvm_ft an asynchronous input for the guest: an external
+ *       interrupt (KVM_FT_ASYNC_IRQ) or a DMA write of len bytes at gpa
+ *       (KVM_FT_ASYNC_DMA; the data is copied at the ioctl). An FT-aware VMM
+ *       uses this instead of KVM_INTERRUPT and instead of writing guest
+ *       memory itself. Inputs wait in a per-VM queue of KVM_FT_ASYNC_QUEUE_MAX
+ *       entries and are applied on the vCPU thread, never by the caller:
+ *         RECORD  at the next landmark (see ASYNCHRONOUS INPUTS), and logged
+ *                 there (KVM_FT_REC_DMA, KVM_FT_REC_INTR), in apply order;
+ *         LIVE    at the next guest entry (an IRQ: the next entry at which
+ *                 the guest can take it), not logged. Inputs still queued
+ *                 when RECORD switches to LIVE are applied this way.
+ *       The call returns when the input is queued, not applied. IRQs need a
+ *       VM without in-kernel irqchip (user-space irqchip, KVM_INTERRUPT
+ *       semantics: one vector, no acknowledge cycle).
+ *       Errors:
+ *         EPERM       caller lacks CAP_SYS_ADMIN
+ *         EFAULT      bad pointer (the argument or data)
+ *         EOPNOTSUPP  unknown type, non-zero flags or reserved field
+ *         EINVAL      IRQ: vector outside 32..255, or the VM has an
+ *                     in-kernel irqchip; DMA: len 0 or above
+ *                     KVM_FT_DMA_MAX, or [gpa, gpa + len) not entirely in
+ *                     writable memslots (checked at the call; a memslot
+ *                     removed before the apply stops the VM with
+ *                     KVM_FT_ERR_UNSUPPORTED)
+ *         EAGAIN      the queue is full; retry after the vCPU ran
+ *         EBUSY       the VM replays: its asynchronous inputs come from
+ *                     the replay ring only
+ *         ENODEV      the VM is detached
+ *         ENOMEM
+ *
  *   Any other ioctl: ENOTTY.
  *
  * THE LOG RING
@@ -140,9 +171,37 @@
  *   landmark is the 1-based ordinal of the synchronous record among all
  *   synchronous records of the attachment, so the n-th synchronous record
  *   has landmark n on any host that executes the same instruction stream.
- *   An *asynchronous* record (an interrupt) carries the landmark of the
- *   last synchronous record before it (0 if none) and the guest RIP at
- *   which it was delivered.
+ *   An *asynchronous* record (INTR, DMA) carries the landmark of the last
+ *   synchronous record before it (0 if none).
+ *
+ * ASYNCHRONOUS INPUTS
+ *
+ *   A landmark is the point right after synchronous record L: the guest
+ *   completed the instruction that exited and has not run since. It is the
+ *   same guest state on any host that executes the same instruction
+ *   stream, whatever the timing. Inputs queued with KVM_FT_QUEUE_ASYNC are
+ *   applied only there:
+ *     DMA   every queued DMA write, in queue order, before the next entry
+ *           (a DMA may overtake IRQs queued before it, never the reverse).
+ *     IRQ   the first queued IRQ with no DMA before it, at the first entry
+ *           after L, if the guest can take it then: RFLAGS.IF set, no
+ *           interrupt shadow, GIF set, no other event being injected.
+ *           kvm_ft injects it itself (as KVM_INTERRUPT would), so the guest
+ *           takes it before executing any instruction after L, at the RIP
+ *           of that entry. Otherwise it waits for the next landmark.
+ *   Each is logged at L, after record L and before record L + 1: DMA
+ *   records first, then at most one INTR record with
+ *   KVM_FT_INTR_F_LANDMARK, the RIP of the delivery and the vector.
+ *   The delay until delivery is bounded by the time to the guest's next
+ *   synchronous exit with IF set: an exit-free guest is not interrupted
+ *   (no instruction counter on the test bed; see kmod/README).
+ *
+ *   An interrupt that the VMM injects itself with KVM_INTERRUPT into a
+ *   RECORD VM is not deterministic: it is logged when the guest takes it
+ *   (INTR record without KVM_FT_INTR_F_LANDMARK, RIP of the delivery,
+ *   landmark of the last synchronous record) and such a record can never
+ *   be replayed (KVM_FT_ERR_UNSUPPORTED on the backup). DMA that the VMM
+ *   writes into guest memory itself is not seen at all.
  *
  * THE REPLAY RING (KVM_FT_MODE_REPLAY)
  *
@@ -425,6 +484,28 @@ struct kvm_ft_divergence {
 
 #define KVM_FT_GET_DIVERGENCE	_IOR(KVM_FT_IOC_MAGIC, 0x14, struct kvm_ft_divergence)
 
+/* ---- asynchronous inputs ---- */
+
+enum kvm_ft_async_type {
+	KVM_FT_ASYNC_IRQ	= 1,	/* external interrupt (user-space irqchip VMs) */
+	KVM_FT_ASYNC_DMA	= 2,	/* write len bytes of data at gpa */
+};
+
+#define KVM_FT_DMA_MAX		4096	/* bytes per DMA input (one record) */
+#define KVM_FT_ASYNC_QUEUE_MAX	64	/* queued inputs per VM */
+
+struct kvm_ft_async {
+	__u32 type;		/* enum kvm_ft_async_type */
+	__u32 vector;		/* IRQ: 32..255; DMA: 0 */
+	__u64 gpa;		/* DMA: destination guest-physical address */
+	__u64 data;		/* DMA: user pointer to len bytes */
+	__u32 len;		/* DMA: 1..KVM_FT_DMA_MAX */
+	__u32 flags;		/* 0 */
+	__u64 reserved[2];	/* 0 */
+};
+
+#define KVM_FT_QUEUE_ASYNC	_IOW(KVM_FT_IOC_MAGIC, 0x15, struct kvm_ft_async)
+
 /* ---- records ---- */
 
 enum kvm_ft_rec_type {
@@ -439,6 +520,7 @@ enum kvm_ft_rec_type {
 	KVM_FT_REC_HLT		= 8,	/* sync: struct kvm_ft_rec_hlt */
 	KVM_FT_REC_INTR		= 9,	/* async: struct kvm_ft_rec_intr */
 	KVM_FT_REC_RDRAND	= 10,	/* sync: struct kvm_ft_rec_rand (VMX hosts) */
+	KVM_FT_REC_DMA		= 11,	/* async: struct kvm_ft_rec_dma + data */
 	KVM_FT_REC_TYPE_MAX	= 15,	/* kvm_ft_stats.rec_count has 16 slots */
 };
 
@@ -515,12 +597,28 @@ struct kvm_ft_rec_hlt {
 	__u64 rip;
 };
 
-/* INTR: an external interrupt delivered to the guest (not re-injections). */
+/*
+ * INTR: an external interrupt delivered to the guest (not re-injections).
+ * With KVM_FT_INTR_F_LANDMARK it was queued by KVM_FT_QUEUE_ASYNC and
+ * injected at the landmark, and rip is the RIP of that entry; without it the
+ * VMM injected it with KVM_INTERRUPT: logged at delivery, not replayable.
+ */
 struct kvm_ft_rec_intr {
 	struct kvm_ft_rec hdr;
 	__u64 rip;		/* guest RIP at delivery */
 	__u32 vector;
+	__u32 flags;		/* KVM_FT_INTR_F_* */
+};
+
+#define KVM_FT_INTR_F_LANDMARK	(1U << 0)	/* injected by kvm_ft at the landmark */
+
+/* DMA: len bytes written at gpa at the landmark, zero-padded to 8 bytes. */
+struct kvm_ft_rec_dma {
+	struct kvm_ft_rec hdr;
+	__u64 gpa;
+	__u32 len;		/* 1..KVM_FT_DMA_MAX */
 	__u32 reserved;
+	__u8 data[];
 };
 
 /* RDRAND / RDSEED: the value the guest got (only where they can exit: VMX). */
