@@ -316,12 +316,21 @@ enum kvm_ft_mode {
 #define KVM_FT_RING_ORDER_MAX		26	/* 64 MiB */
 #define KVM_FT_RING_ORDER_DEFAULT	20	/* 1 MiB, used when ring_order is 0 */
 
+/*
+ * Register digests every this many landmarks unless the attach says
+ * otherwise; both sides of a pair must use the same value (see DIGESTS).
+ */
+#define KVM_FT_DIGEST_INTERVAL_DEFAULT	64
+#define KVM_FT_DIGEST_OFF		0xffffffffU	/* no register digests */
+
 struct kvm_ft_attach {
 	__s32 vm_fd;		/* fd of the KVM VM */
 	__u32 mode;		/* enum kvm_ft_mode: RECORD or REPLAY */
 	__u32 flags;		/* KVM_FT_ATTACH_F_* */
 	__u32 ring_order;	/* log2(data_size); 0 = default */
-	__u64 reserved[4];	/* must be zero */
+	__u32 digest_interval;	/* landmarks between register digests; 0 = default */
+	__u32 reserved0;	/* must be zero */
+	__u64 reserved[3];	/* must be zero */
 };
 
 #define KVM_FT_GET_API_VERSION	_IO(KVM_FT_IOC_MAGIC, 0x00)
@@ -460,6 +469,8 @@ enum kvm_ft_div_reason {
 	KVM_FT_DIV_SIZE		= 9,	/* DIVERGENCE: access size or count */
 	KVM_FT_DIV_DATA		= 10,	/* DIVERGENCE: output data */
 	KVM_FT_DIV_UNSUPPORTED	= 11,	/* UNSUPPORTED: record or exit not replayable */
+	KVM_FT_DIV_REG_DIGEST	= 12,	/* DIVERGENCE: register digest differs or is missing */
+	KVM_FT_DIV_MEM_DIGEST	= 13,	/* DIVERGENCE: memory digest differs or is missing */
 };
 
 /* One side of a divergence: what the record says, or what the vCPU did. */
@@ -521,11 +532,14 @@ enum kvm_ft_rec_type {
 	KVM_FT_REC_INTR		= 9,	/* async: struct kvm_ft_rec_intr */
 	KVM_FT_REC_RDRAND	= 10,	/* sync: struct kvm_ft_rec_rand (VMX hosts) */
 	KVM_FT_REC_DMA		= 11,	/* async: struct kvm_ft_rec_dma + data */
+	KVM_FT_REC_REG_DIGEST	= 12,	/* async: struct kvm_ft_rec_digest */
+	KVM_FT_REC_MEM_DIGEST	= 13,	/* async: struct kvm_ft_rec_digest */
 	KVM_FT_REC_TYPE_MAX	= 15,	/* kvm_ft_stats.rec_count has 16 slots */
 };
 
 #define KVM_FT_RF_OUTPUT	(1U << 0)	/* the record is a guest output */
 #define KVM_FT_RF_ASYNC		(1U << 1)	/* asynchronous: landmark = last sync */
+#define KVM_FT_RF_MEM_DIGEST	(1U << 2)	/* sync: a MEM_DIGEST record follows */
 
 struct kvm_ft_rec {
 	__u32 len;		/* bytes including this header; multiple of 8 */
@@ -629,6 +643,40 @@ struct kvm_ft_rec_rand {
 	__u32 insn;		/* KVM_FT_INSN_RDRAND / RDSEED */
 	__u32 reserved;
 };
+
+/*
+ * REG_DIGEST: the digest of the registers at the exit of the synchronous
+ * record it follows (landmark = that record's), taken before the exit was
+ * handled. MEM_DIGEST: the digest of guest memory after that exit, before
+ * the next guest entry. See DIGESTS.
+ */
+struct kvm_ft_rec_digest {
+	struct kvm_ft_rec hdr;
+	__u64 rip;		/* REG: guest RIP at that exit; MEM: 0 */
+	__u64 digest;		/* xxh64, seed 0 */
+	__u64 bytes;		/* MEM: bytes of guest memory hashed; REG: 0 */
+};
+
+/* ---- digests ---- */
+
+/* What KVM_FT_GET_DIGEST reports: the last digests logged or checked. */
+struct kvm_ft_digest {
+	__u32 interval;		/* landmarks between register digests; KVM_FT_DIGEST_OFF */
+	__u32 flags;		/* KVM_FT_DIGEST_F_* */
+	__u64 reg_count;	/* register digests logged (RECORD) or matched (REPLAY) */
+	__u64 reg_landmark;	/* landmark of the last one */
+	__u64 reg_digest;
+	__u64 mem_count;	/* memory digests logged or matched */
+	__u64 mem_landmark;
+	__u64 mem_digest;
+	__u64 mem_bytes;
+	__u64 reserved[4];
+};
+
+#define KVM_FT_DIGEST_F_MEM_PENDING	(1U << 0)	/* a memory digest is requested */
+
+#define KVM_FT_REQUEST_MEM_DIGEST	_IO(KVM_FT_IOC_MAGIC, 0x16)
+#define KVM_FT_GET_DIGEST	_IOR(KVM_FT_IOC_MAGIC, 0x17, struct kvm_ft_digest)
 
 /* ---- generic netlink ---- */
 
