@@ -6,6 +6,7 @@
 #                     in-VM kselftests (nested KVM under QEMU), then the
 #                     packaging test (the .debs under systemd in a VM)
 #   make check-host / check-vm / check-packaging   one part of check
+#   make check-e2e    the two-host end-to-end scenarios (selftests/e2e)
 #   make bench        ratios measured in one run (in the VM and on the host)
 #   make demo         the two-host failover demo (not yet)
 #   make install      install ftd/ftctl (DESTDIR honoured)
@@ -33,7 +34,7 @@ DEPS := gcc make pkg-config xz-utils linux-image-amd64 linux-headers-amd64 \
 	qemu-system-x86 busybox-static cpio kmod spin \
 	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs
 
-.PHONY: all deps modules daemon selftests vmm check check-host check-vm bench demo \
+.PHONY: all deps modules daemon selftests vmm check check-host check-vm check-e2e bench demo \
 	install dkms-install deb check-packaging clean
 
 all: modules daemon selftests vmm
@@ -75,6 +76,11 @@ check-host: daemon
 
 check-vm: modules selftests
 	$(MAKE) -C selftests check
+
+# Two nested hosts under QEMU sharing a disk, ftd on each, the link through
+# a proxy that can cut it; kill/cut scenarios with their invariants.
+check-e2e: modules daemon selftests
+	$(MAKE) -C selftests/e2e check
 
 check: deps
 	$(MAKE) check-host

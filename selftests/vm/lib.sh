@@ -49,7 +49,7 @@ vm_inputs_base() {
 # vm_inputs_libs BINARY...: "source destination" lines for the shared
 # libraries and the dynamic loader the binaries need (ldd), at their paths.
 vm_inputs_libs() {
-	ldd "$@" 2>/dev/null | grep -o '/[^ ]*' | sort -u | while read -r l; do
+	ldd "$@" 2>/dev/null | grep -v ':$' | grep -o '/[^ ]*' | sort -u | while read -r l; do
 		echo "$(readlink -f "$l") ${l#/}"
 	done
 }
