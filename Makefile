@@ -79,7 +79,7 @@ check-vm: modules selftests
 
 # Two nested hosts under QEMU sharing a disk, ftd on each, the link through
 # a proxy that can cut it; kill/cut scenarios with their invariants.
-check-e2e: modules daemon selftests
+check-e2e: modules daemon selftests vmm
 	$(MAKE) -C selftests/e2e check
 
 check: deps
