@@ -256,6 +256,7 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	}
 	ft->ring.on_error = ring_error;
 	mutex_init(&ft->lock);
+	ft_async_init(ft);
 	ft->kvm = kvm;
 	ft->vcpu = vcpu;
 	ft->mode = a.mode;
@@ -359,6 +360,7 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 		if (!cleared)
 			tomb_add(ft);
 	}
+	ft_async_destroy(ft);
 	kfree(ft->rbuf);
 	ft_ring_destroy(&ft->ring);
 	kvm_put_kvm(ft->kvm);
@@ -416,6 +418,9 @@ static long set_mode(struct ft_vm *ft, unsigned long mode)
 		 * drops the intercept; a vCPU waiting for space (records) runs.
 		 */
 		WRITE_ONCE(ft->mode, KVM_FT_MODE_LIVE);
+		/* Queued asynchronous inputs now apply at the next entry. */
+		if (READ_ONCE(ft->aq_count))
+			kvm_vcpu_kick(ft->vcpu);
 		wake_up_all(&ft->ring.space_wq);
 		ft_ring_wake(&ft->ring, false);
 		ft_genl_event(ft, KVM_FT_EV_MODE);
@@ -439,6 +444,8 @@ static long ft_vm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return set_mode(ft, arg);
 	case KVM_FT_GET_DIVERGENCE:
 		return ft_replay_get_divergence(ft, (void __user *)arg);
+	case KVM_FT_QUEUE_ASYNC:
+		return ft_async_queue(ft, (const struct kvm_ft_async __user *)arg);
 	case KVM_FT_DETACH:
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;

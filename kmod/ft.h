@@ -23,6 +23,17 @@ enum {
 	FT_S_INTERCEPT,		/* we may have set an intercept in the VMCB */
 	FT_S_CPUID_OK,		/* guest CPUID checked at the first entry */
 	FT_S_STOPPED,		/* we stopped the VM (kvm->vm_dead) */
+	FT_S_ASYNC_QUEUED,	/* async_work is queued on the vCPU thread */
+};
+
+/* One input queued by KVM_FT_QUEUE_ASYNC (async.c). */
+struct ft_async_item {
+	struct list_head node;
+	u32 type;			/* KVM_FT_ASYNC_* */
+	u32 vector;
+	u64 gpa;
+	u32 len;
+	u8 data[];
 };
 
 /*
@@ -46,6 +57,14 @@ struct ft_vm {
 	bool intr_pending;
 	u32 intr_vector;
 	u64 intr_rip;
+	/* Asynchronous inputs (async.c): queue under aq_lock, in queue order. */
+	spinlock_t aq_lock;
+	struct list_head aq;
+	u32 aq_count, aq_dma;		/* items, DMA items; READ_ONCE unlocked */
+	struct callback_head async_work;
+	/* vCPU thread only */
+	u64 entry_lm;			/* ring landmark at the last guest entry */
+	u32 own_vector;			/* our injected IRQ not yet delivered, or 0 */
 	struct mutex lock;		/* serialises mode changes and detach */
 	struct callback_head wait_work;	/* see ft_record_wait_space() */
 	/* Replay only: the record being checked (vCPU thread) and the report. */
@@ -105,6 +124,9 @@ void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
 			   bool reinjected);
 void ft_probe_kvm_userspace_exit(void *data, u32 reason, int err);
 void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn);
+void ft_queue_task(struct ft_vm *ft, struct callback_head *work, int bit,
+		   task_work_func_t fn);
+void ft_probe_kvm_fpu(void *data, int load);
 void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 	       const void *data, u32 data_len, bool sync);
 void ft_record_fail(struct ft_vm *ft, u32 error);
@@ -126,6 +148,15 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size);
 long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg);
 
+/* async.c: asynchronous inputs (KVM_FT_QUEUE_ASYNC) */
+void ft_async_init(struct ft_vm *ft);
+void ft_async_destroy(struct ft_vm *ft);
+long ft_async_queue(struct ft_vm *ft, const struct kvm_ft_async __user *uarg);
+void ft_async_kick(struct ft_vm *ft);
+void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
+void ft_async_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu);
+bool ft_async_own_irq(struct ft_vm *ft, u32 vector);
+
 /* svm.c */
 int ft_svm_init(void);
 void ft_svm_uninit(void);
@@ -136,6 +167,8 @@ u64 ft_svm_exit_code(struct kvm_vcpu *vcpu);
 u64 ft_svm_exit_info(struct kvm_vcpu *vcpu, int n);
 bool ft_svm_clear_intercept_locked(struct kvm_vcpu *vcpu);
 bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector);
+bool ft_svm_irq_allowed(struct kvm_vcpu *vcpu);
+void ft_svm_inject_irq(struct kvm_vcpu *vcpu, u32 vector);
 void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 			bool force_immediate_exit);
 

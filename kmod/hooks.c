@@ -53,6 +53,7 @@ static struct ft_tp tps[] = {
 	{ "kvm_mmio", ft_probe_kvm_mmio, NULL },
 	{ "kvm_cpuid", ft_probe_kvm_cpuid, NULL },
 	{ "kvm_userspace_exit", ft_probe_kvm_userspace_exit, NULL },
+	{ "kvm_fpu", ft_probe_kvm_fpu, NULL },
 };
 
 /* Called for every module with tracepoints already loaded (and new ones). */

@@ -38,6 +38,7 @@ static inline void __maybe_unused probe_type_checks(void)
 	check_trace_callback_type_kvm_msr(ft_probe_kvm_msr);
 	check_trace_callback_type_kvm_inj_virq(ft_probe_kvm_inj_virq);
 	check_trace_callback_type_kvm_userspace_exit(ft_probe_kvm_userspace_exit);
+	check_trace_callback_type_kvm_fpu(ft_probe_kvm_fpu);
 }
 
 /*
@@ -146,26 +147,36 @@ static void wait_space(struct callback_head *cb)
 }
 
 /*
- * Probe context: make the vCPU thread run @fn in sleepable context before its
- * next guest entry (TIF_NOTIFY_RESUME is part of XFER_TO_GUEST_MODE_WORK).
- * @fn must end with clear_bit_unlock(FT_S_WAIT_QUEUED) and fput(ft->file).
- * Used by the recorder (wait for ring space) and by replay (wait for records).
+ * Probe context: make the vCPU thread run @fn (@work, guarded by state bit
+ * @bit) in sleepable context before its next guest entry (TIF_NOTIFY_RESUME
+ * is part of XFER_TO_GUEST_MODE_WORK), or on its return to user space.
+ * @fn must end with clear_bit_unlock(@bit) and fput(ft->file).
  */
-void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn)
+void ft_queue_task(struct ft_vm *ft, struct callback_head *work, int bit,
+		   task_work_func_t fn)
 {
-	if (test_and_set_bit_lock(FT_S_WAIT_QUEUED, &ft->state))
+	if (test_and_set_bit_lock(bit, &ft->state))
 		return;
 	/* The file is freed only after an RCU grace period: safe to try. */
 	if (!get_file_rcu(ft->file)) {
-		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
+		clear_bit_unlock(bit, &ft->state);
 		return;
 	}
-	init_task_work(&ft->wait_work, fn);
-	if (task_work_add(current, &ft->wait_work, TWA_RESUME)) {
+	init_task_work(work, fn);
+	if (task_work_add(current, work, TWA_RESUME)) {
 		/* The task is exiting: it never enters the guest again. */
-		clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
+		clear_bit_unlock(bit, &ft->state);
 		fput(ft->file);
 	}
+}
+
+/*
+ * The vCPU's waits: the recorder's for ring space, replay's for records.
+ * @fn must end with clear_bit_unlock(FT_S_WAIT_QUEUED) and fput(ft->file).
+ */
+void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn)
+{
+	ft_queue_task(ft, &ft->wait_work, FT_S_WAIT_QUEUED, fn);
 }
 
 void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
@@ -189,6 +200,9 @@ void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 		ft_ring_wake(&ft->ring, true);
 	if (r & FT_RING_LOW)
 		ft_queue_wait(ft, wait_space);
+	/* A new landmark: queued DMA is applied before the next entry. */
+	if (sync)
+		ft_async_kick(ft);
 }
 
 static inline u64 rip_of(struct kvm_vcpu *vcpu)
@@ -200,8 +214,11 @@ static void intr_check_delivered(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 
 void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 {
-	struct ft_vm *ft = ft_record_target(vcpu);
+	struct ft_vm *ft = ft_vm_lookup(vcpu->kvm);
 
+	if (ft && vcpu == ft->vcpu)
+		ft_async_exit(ft, vcpu);
+	ft = ft_record_target(vcpu);
 	if (!ft)
 		return;
 	ft_ring_count_exit(&ft->ring);
@@ -332,7 +349,7 @@ void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
 	if (soft)
 		return;
 	ft = ft_record_target(kvm_get_running_vcpu());
-	if (!ft)
+	if (!ft || ft_async_own_irq(ft, vector))	/* KVM re-injects ours */
 		return;
 	ft->intr_pending = true;
 	ft->intr_vector = vector;

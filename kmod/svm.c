@@ -80,6 +80,51 @@ bool ft_svm_intr_redelivered(struct kvm_vcpu *vcpu, u32 vector)
 	       (ii & SVM_EXITINTINFO_VEC_MASK) == vector;
 }
 
+/* As gif_set() (vmcb01 outside guest mode), without kvm_amd's vgif parameter. */
+static bool gif(struct vcpu_svm *svm)
+{
+	struct vmcb *vmcb = svm->vmcb01.ptr;
+
+	if (vmcb->control.int_ctl & V_GIF_ENABLE_MASK)
+		return vmcb->control.int_ctl & V_GIF_MASK;
+	return svm->vcpu.arch.hflags & HF_GIF_MASK;
+}
+
+/*
+ * kvm_entry probe (interrupts off, right before VMRUN, not in guest mode):
+ * could the guest take an external interrupt at this entry? As
+ * svm_interrupt_blocked(), and nothing else is being injected (KVM's own
+ * event injection already ran for this entry).
+ */
+bool ft_svm_irq_allowed(struct kvm_vcpu *vcpu)
+{
+	struct vcpu_svm *svm = to_svm(vcpu);
+	struct vmcb *vmcb = svm->vmcb;
+
+	return !is_guest_mode(vcpu) && gif(svm) &&
+	       (vmcb->save.rflags & X86_EFLAGS_IF) &&
+	       !(vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK) &&
+	       !(vmcb->control.event_inj & SVM_EVTINJ_VALID) &&
+	       !vcpu->arch.interrupt.injected && !vcpu->arch.nmi_injected &&
+	       !vcpu->arch.exception.injected && !vcpu->arch.exception.pending;
+}
+
+/*
+ * Inject external interrupt @vector at this entry, as KVM does for one
+ * queued by KVM_INTERRUPT (kvm_queue_interrupt() + svm_inject_irq()): if the
+ * delivery is interrupted by an exit, svm_complete_interrupts() finds it in
+ * EXITINTINFO and KVM injects it again (kvm_inj_virq, reinjected).
+ */
+void ft_svm_inject_irq(struct kvm_vcpu *vcpu, u32 vector)
+{
+	vcpu->arch.interrupt.injected = true;
+	vcpu->arch.interrupt.soft = false;
+	vcpu->arch.interrupt.nr = vector;
+	to_svm(vcpu)->vmcb->control.event_inj = vector | SVM_EVTINJ_VALID |
+						 SVM_EVTINJ_TYPE_INTR;
+	++vcpu->stat.irq_injections;
+}
+
 /* Called right before VMRUN (interrupts off) on vmcb01 (not in guest mode). */
 static void set_rdtsc_intercept(struct kvm_vcpu *vcpu, bool on)
 {
@@ -148,6 +193,7 @@ void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 		set_rdtsc_intercept(vcpu, false);
 		clear_bit(FT_S_INTERCEPT, &ft->state);
 	}
+	ft_async_entry(ft, vcpu);
 }
 
 static void emulate_rdtsc(struct kvm_vcpu *vcpu)
