@@ -140,7 +140,7 @@ static inline const char *recs_check_seq(const struct recs *rs, uint64_t first_s
 
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct kvm_ft_rec *r = recs_at(rs, i);
-		bool async = r->type == KVM_FT_REC_INTR;
+		bool async = r->type == KVM_FT_REC_INTR || r->type == KVM_FT_REC_DMA;
 
 		if (r->seq != first_seq + i)
 			return "seq not gapless";

@@ -117,7 +117,7 @@ const char *ft_rec_type_name(unsigned int type)
 		[KVM_FT_REC_MMIO_WRITE] = "MMIO_WRITE", [KVM_FT_REC_RDTSC] = "RDTSC",
 		[KVM_FT_REC_CPUID] = "CPUID", [KVM_FT_REC_RDMSR] = "RDMSR",
 		[KVM_FT_REC_HLT] = "HLT", [KVM_FT_REC_INTR] = "INTR",
-		[KVM_FT_REC_RDRAND] = "RDRAND",
+		[KVM_FT_REC_RDRAND] = "RDRAND", [KVM_FT_REC_DMA] = "DMA",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "?";

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/kvm_ft.h>
 #include "kvm_util.h"
 #include "kselftest.h"
 
@@ -463,6 +464,57 @@ static void handle_mmio(struct kvm_vm *vm)
 	}
 }
 
+int vm_queue_async(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
+		   const void *data, uint32_t len)
+{
+	struct kvm_ft_async a = {
+		.type = type, .vector = vector, .gpa = gpa,
+		.data = (uint64_t)(uintptr_t)data, .len = len,
+	};
+
+	for (int i = 0; ioctl(vm->ft_fd, KVM_FT_QUEUE_ASYNC, &a); i++) {
+		if (errno != EAGAIN)
+			return -errno;
+		/* Full: the vCPU drains it at its next landmarks. */
+		KT_ASSERT(i < 200000, "KVM_FT_QUEUE_ASYNC full for 20 s");
+		__atomic_add_fetch(&vm->async_eagain, 1, __ATOMIC_RELAXED);
+		usleep(100);
+	}
+	if (type == KVM_FT_ASYNC_IRQ)
+		__atomic_add_fetch(&vm->irqs_queued, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void vm_ft_async(struct kvm_vm *vm, int ft_fd, bool replay)
+{
+	vm->ft_fd = ft_fd;
+	vm->ft_replay = replay;
+}
+
+/*
+ * A halted guest with kvm_ft inputs: the module delivers the next queued
+ * interrupt at the HLT's landmark, so wait until one is queued (replay:
+ * the log has it; re-enter at once).
+ */
+static void wait_async_irq(struct kvm_vm *vm)
+{
+	uint64_t seen = __atomic_load_n(&vm->irqs_queued, __ATOMIC_ACQUIRE);
+
+	if (vm->ft_replay)
+		return;
+	if (vm->irq_on_halt) {
+		KT_ASSERT(!vm_queue_async(vm, KVM_FT_ASYNC_IRQ, vm->irq_on_halt, 0, NULL, 0),
+			  "KVM_FT_QUEUE_ASYNC: %s", strerror(errno));
+		return;
+	}
+	while (__atomic_load_n(&vm->irqs_queued, __ATOMIC_ACQUIRE) == seen) {
+		KT_ASSERT(vm->irq_thread_running,
+			  "guest halted at rip %#llx with no interrupt to come",
+			  (unsigned long long)vcpu_rip(vm));
+		usleep(50);
+	}
+}
+
 static void inject_pending(struct kvm_vm *vm)
 {
 	struct kvm_run *run = vm->run;
@@ -527,6 +579,10 @@ int64_t vcpu_run_raw(struct kvm_vm *vm, struct ucall *uc)
 			break;
 		case KVM_EXIT_HLT:
 			vm->halts++;
+			if (vm->ft_fd) {
+				wait_async_irq(vm);
+				break;
+			}
 			if (vm->irq_on_halt && !vm->irq_pending)
 				vm_queue_irq(vm, vm->irq_on_halt);
 			/* Wait for something to wake the guest up. */
@@ -591,6 +647,14 @@ static void *irq_thread_fn(void *p)
 		unsigned int span = vm->irq_max_us - vm->irq_min_us + 1;
 
 		usleep(vm->irq_min_us + (unsigned int)(kt_rand(&vm->irq_rng) % span));
+		if (vm->ft_fd) {
+			/* kvm_ft queues it and picks the landmark: no kick. */
+			int r = vm_queue_async(vm, KVM_FT_ASYNC_IRQ, vm->irq_vector, 0, NULL, 0);
+
+			KT_ASSERT(!r, "KVM_FT_QUEUE_ASYNC: %s", strerror(-r));
+			vm->irqs_requested++;
+			continue;
+		}
 		/* One pending interrupt at a time, like a level-triggered line. */
 		if (__atomic_load_n(&vm->irq_pending, __ATOMIC_ACQUIRE))
 			continue;

@@ -107,6 +107,17 @@ struct kvm_vm {
 	uint32_t irq_vector;
 	uint64_t irq_rng;
 	uint64_t irqs_requested;
+
+	/*
+	 * kvm_ft asynchronous inputs (vm_ft_async()): interrupts go to the
+	 * module with KVM_FT_QUEUE_ASYNC instead of KVM_INTERRUPT, and a halted
+	 * guest waits for the next queued interrupt. ft_replay: the module takes
+	 * interrupts from the replay ring; a HLT exit just re-enters.
+	 */
+	int ft_fd;			/* 0: not in use */
+	bool ft_replay;
+	volatile uint64_t irqs_queued;	/* KVM_FT_QUEUE_ASYNC IRQs accepted */
+	uint64_t async_eagain;		/* queue full, retried */
 };
 
 /* Fatal test-VMM error: prints and exits the test process with a failure. */
@@ -167,6 +178,15 @@ void vm_irq_thread_stop(struct kvm_vm *vm);
  */
 void vcpu_thread_bind(struct kvm_vm *vm);
 void vm_kick(struct kvm_vm *vm);
+
+/*
+ * Hand interrupts to kvm_ft (ft fd of this VM's attachment) from now on;
+ * replay: the attachment replays (interrupts come from its log).
+ */
+void vm_ft_async(struct kvm_vm *vm, int ft_fd, bool replay);
+/* KVM_FT_QUEUE_ASYNC, retried while the queue is full; returns 0 or -errno. */
+int vm_queue_async(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
+		   const void *data, uint32_t len);
 
 /* The vCPU's RIP (outside KVM_RUN). */
 uint64_t vcpu_rip(struct kvm_vm *vm);
