@@ -93,6 +93,15 @@ static int parse_u64(const char *s, uint64_t *out)
 	return errno || !*s || *end || *s == '-' ? -1 : 0;
 }
 
+static void log_delay(const char *what, const struct ftvm_hist *h)
+{
+	if (!h->count)
+		return;
+	ftvm_log("stats: %s: median %llu us, p99 %llu us, max %llu us over %llu outputs", what,
+		 (unsigned long long)ftvm_hist_pct(h, 0.5), (unsigned long long)ftvm_hist_pct(h, 0.99),
+		 (unsigned long long)h->max, (unsigned long long)h->count);
+}
+
 static void print_stats(struct ftvm *v)
 {
 	struct ftvm_outq *o = &v->out;
@@ -107,10 +116,8 @@ static void print_stats(struct ftvm *v)
 		 (unsigned long long)v->exits, (unsigned long long)v->pio_in,
 		 (unsigned long long)v->eintr, (unsigned long long)o->emitted,
 		 (unsigned long long)o->last_n, o->len, (unsigned long long)g.outputs);
-	ftvm_log("stats: output delay (exit -> written) median %llu us, p99 %llu us, max %llu us "
-		 "over %llu outputs", (unsigned long long)ftvm_hist_pct(&o->delay, 0.5),
-		 (unsigned long long)ftvm_hist_pct(&o->delay, 0.99),
-		 (unsigned long long)o->delay.max, (unsigned long long)o->delay.count);
+	log_delay("output-rule delay (exit -> acked and written)", &o->delay);
+	log_delay("unprotected delay (exit -> written, standalone or live)", &o->delay_live);
 	if (v->vm) {
 		vm_read(v->vm, (const void *)(uintptr_t)&guest_irq.per_vector[FTVM_TIMER_VECTOR],
 			&timer, sizeof(timer));
@@ -225,7 +232,7 @@ int main(int argc, char **argv)
 	const char *sock_path = FTD_VMM_SOCKET, *out_path = NULL;
 	bool have_seed = false;
 	struct ftd_vmm_msg m;
-	uint64_t acked = 0;
+	uint64_t acked = 0, next_log = ftvm_now_ns() + 10000000000ULL;
 	int c, sock = -1, sfd, r;
 	sigset_t sigs;
 
@@ -303,6 +310,11 @@ int main(int argc, char **argv)
 			return FTVM_EXIT_SETUP;
 		}
 		r = ftd_link_recv(sock, &m);
+		if (r > 0 && m.type == FTD_VMM_HALT) {
+			ftvm_log("HALT from ftd instead of a role (fenced by epoch %llu): not running",
+				 (unsigned long long)m.epoch);
+			return FTVM_EXIT_HALTED;
+		}
 		if (r <= 0 || m.type != FTD_VMM_ROLE) {
 			ftvm_log("waiting for ROLE: %s", r < 0 ? strerror(-r) : r == 0 ?
 				 "ftd closed the connection" : ftd_link_type_name(m.type));
@@ -395,6 +407,14 @@ int main(int argc, char **argv)
 			m = (struct ftd_vmm_msg){ .type = FTD_VMM_EMITTED, .seq = top };
 			if ((r = ftd_link_send(sock, &m, -1)))
 				ftvm_log("EMITTED to ftd: %s", strerror(-r));
+		}
+		if (ftvm_now_ns() >= next_log) {
+			/* A killed primary prints no statistics: say it as it goes. */
+			next_log = ftvm_now_ns() + 10000000000ULL;
+			ftvm_log("%s: %llu outputs written (last n %llu), %zu held or kept",
+				 state_names[v->state], (unsigned long long)v->out.emitted,
+				 (unsigned long long)v->out.last_n, ftvm_outq_len(v));
+			log_delay("output-rule delay (exit -> acked and written)", &v->out.delay);
 		}
 		if (v->max_outputs && v->out.last_n >= v->max_outputs) {
 			ftvm_log("output %llu emitted: done", (unsigned long long)v->out.last_n);

@@ -69,7 +69,8 @@ struct ftvm_outq {
 	uint64_t emitted, last_n;	/* outputs written; n of the last one */
 	uint64_t emitted_seq;		/* highest seq written (EMITTED) */
 	uint64_t dropped, dropped_max_seq;	/* backup: kept outputs dropped */
-	struct ftvm_hist delay;		/* exit -> written, microseconds */
+	/* Exit -> written, microseconds: released by ACKED (the output rule), else. */
+	struct ftvm_hist delay, delay_live;
 };
 
 struct ftvm {

@@ -123,7 +123,7 @@ size_t ftvm_outq_len(struct ftvm *v)
 	return n;
 }
 
-static void emit(struct ftvm *v, const struct ftvm_output *out, uint64_t now)
+static void emit(struct ftvm *v, const struct ftvm_output *out, uint64_t now, bool by_ack)
 {
 	struct ftvm_outq *o = &v->out;
 	char line[64];
@@ -151,7 +151,7 @@ static void emit(struct ftvm *v, const struct ftvm_output *out, uint64_t now)
 	o->emitted++;
 	if (out->seq != FTVM_SEQ_NONE && out->seq > o->emitted_seq)
 		o->emitted_seq = out->seq;
-	ftvm_hist_add(&o->delay, (now - out->t_ns) / 1000);
+	ftvm_hist_add(by_ack ? &o->delay : &o->delay_live, (now - out->t_ns) / 1000);
 }
 
 uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked)
@@ -184,7 +184,7 @@ uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked)
 		 */
 		if (state == FTVM_PRIMARY && (out->seq == FTVM_SEQ_NONE || out->seq > acked))
 			break;
-		emit(v, out, ftvm_now_ns());
+		emit(v, out, ftvm_now_ns(), state == FTVM_PRIMARY);
 		if (out->seq != FTVM_SEQ_NONE && out->seq > top)
 			top = out->seq;
 		o->head = (o->head + 1) % o->cap;

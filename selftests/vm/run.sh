@@ -14,7 +14,8 @@
 # VM_SMP (vCPUs of the test VM, default 1),
 # TEST_TIMEOUT (seconds per binary), KVM_FT_* (exported to the tests, e.g.
 # KVM_FT_SEED to re-run a randomised test, KVM_FT_BP_RECORDS),
-# VM_FILES ("SRC=DST ..." more files for the tests, e.g. bin/ftvm; not run).
+# VM_FILES ("SRC=DST ..." more files for the tests, e.g. bin/ftvm, with the
+# shared libraries of the dynamic ones; not run).
 set -euo pipefail
 
 mode=${1:?usage: run.sh check|bench BINARY...}
@@ -49,6 +50,7 @@ echo "$names" > "$etc/tests"
 	for f in mode timeout tests; do echo "$etc/$f etc/ft/$f"; done
 	for b in "$@"; do echo "$b tests/${b#"$out"/}"; done
 	for f in ${VM_FILES:-}; do echo "${f%%=*} ${f#*=}"; done
+	for f in ${VM_FILES:-}; do vm_inputs_libs "${f%%=*}" || true; done
 } > "$inputs"
 rundir=$(vm_image "$vmdir" "$inputs")
 initrd=$rundir/initrd.gz
