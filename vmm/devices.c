@@ -11,6 +11,9 @@
  * ftvm never injects with KVM_INTERRUPT or writes guest memory itself on an
  * attached VM: the backup could not replay that.
  *
+ * KVM_FT_QUEUE_ASYNC fails with EAGAIN while KVM_FT_ASYNC_QUEUE_MAX inputs
+ * wait (a guest that runs long without a landmark).
+ *
  * A standalone VM (no kvm_ft) gets the same inputs through a local queue
  * that the vCPU thread applies before each KVM_RUN, in order: DMA copied
  * into guest memory, interrupts injected with KVM_INTERRUPT when the guest
@@ -107,7 +110,15 @@ void ftvm_local_apply(struct ftvm *v)
 
 static int queue_async(struct ftvm *v, const struct ftvm_async_ev *ev)
 {
-	return local_queue(v, ev);
+	struct kvm_ft_async a = {
+		.type = ev->type == FTVM_EV_IRQ ? KVM_FT_ASYNC_IRQ : KVM_FT_ASYNC_DMA,
+		.vector = ev->type == FTVM_EV_IRQ ? ev->vector : 0,
+		.gpa = ev->gpa, .data = (uint64_t)(uintptr_t)ev->data, .len = ev->len,
+	};
+
+	if (v->ft_fd < 0)
+		return local_queue(v, ev);
+	return ioctl(v->ft_fd, KVM_FT_QUEUE_ASYNC, &a) ? -errno : 0;
 }
 
 static uint64_t add_us(uint64_t t, uint64_t base_us, uint64_t *rng)

@@ -71,7 +71,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ftvm --name NAME [--ftd-socket PATH] [--out PATH] [--seed N]\n"
-		"            [--outputs N] [--standalone]\n"
+		"            [--outputs N] [--standalone] [--async | --no-async]\n"
 		"  --name NAME        the protected VM's name (sent to ftd; at most 31 bytes)\n"
 		"  --ftd-socket PATH  ftd's VMM socket (default %s)\n"
 		"  --out PATH         where outputs go, one line \"out <n> <hash-hex16>\" each\n"
@@ -79,6 +79,9 @@ static void usage(FILE *f)
 		"  --seed N           seed of the host devices (random port, timer, DMA)\n"
 		"  --outputs N        exit 0 after emitting output N\n"
 		"  --standalone       no ftd, no kvm_ft: a plain VM (comparison, bench)\n"
+		"  --async, --no-async  run the timer and DMA device or not (default: on when\n"
+		"                     standalone, off on an attached VM until kvm_ft replays\n"
+		"                     INTR and DMA records; the backup could not follow)\n"
 		"exit codes: 0 done, 1 usage, 2 setup failed, 3 halted (HALT, or ftd lost\n"
 		"before going live), 4 the VM stopped (guest error, divergence), 5 ftd broke\n"
 		"the protocol\n", FTD_VMM_SOCKET);
@@ -210,9 +213,14 @@ static int build_vm(struct ftvm *v)
 
 static void go_live(struct ftvm *v, uint64_t emitted_seq)
 {
-	if (v->state == FTVM_BACKUP)
-		ftvm_outq_go_live(v, emitted_seq);
+	if (v->state == FTVM_BACKUP) {
+		ftvm_rlog_stop(v);
+		ftvm_outq_go_live(v, emitted_seq, __atomic_load_n(v->ft_next_seq, __ATOMIC_ACQUIRE));
+	}
 	v->state = FTVM_LIVE;
+	/* The backup's devices start now; the primary's run on. */
+	if (v->async && ftvm_devices_start(v))
+		ftvm_log("GO_LIVE: starting the device thread failed: no timer, no DMA");
 }
 
 int main(int argc, char **argv)
@@ -224,6 +232,8 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "outputs", required_argument, NULL, 'N' },
 		{ "standalone", no_argument, NULL, 'A' },
+		{ "async", no_argument, NULL, 'a' },
+		{ "no-async", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -233,7 +243,7 @@ int main(int argc, char **argv)
 	bool have_seed = false;
 	struct ftd_vmm_msg m;
 	uint64_t acked = 0, next_log = ftvm_now_ns() + 10000000000ULL;
-	int c, sock = -1, sfd, r;
+	int c, sock = -1, sfd, r, async = -1;
 	sigset_t sigs;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -255,6 +265,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A': v->standalone = true; break;
+		case 'a': async = 1; break;
+		case 'x': async = 0; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return FTVM_EXIT_USAGE;
 		}
@@ -268,6 +280,7 @@ int main(int argc, char **argv)
 		ftvm_log("--name NAME is required (1 to %zu bytes)", sizeof(m.name) - 1);
 		return FTVM_EXIT_USAGE;
 	}
+	v->async = async < 0 ? v->standalone : async;
 	if (!have_seed)
 		v->seed = ftvm_now_ns() ^ ((uint64_t)getpid() << 32);
 	v->rng = v->seed ? v->seed : 1;
@@ -326,13 +339,17 @@ int main(int argc, char **argv)
 		if (build_vm(v) || attach(v, v->state == FTVM_PRIMARY ? KVM_FT_MODE_RECORD :
 					  KVM_FT_MODE_REPLAY))
 			return FTVM_EXIT_SETUP;
+		if (v->state == FTVM_BACKUP && ((r = ftvm_rlog_map(v)) || (r = ftvm_rlog_start(v)))) {
+			ftvm_log("reading the replay ring: %s", strerror(-r));
+			return FTVM_EXIT_SETUP;
+		}
 		m = (struct ftd_vmm_msg){ .type = FTD_VMM_ATTACHED };
 		if ((r = ftd_link_send(sock, &m, v->ft_fd))) {
 			ftvm_log("ATTACHED to ftd: %s", strerror(-r));
 			return FTVM_EXIT_SETUP;
 		}
 	}
-	if (v->state == FTVM_STANDALONE && ftvm_devices_start(v)) {
+	if (v->async && v->state != FTVM_BACKUP && ftvm_devices_start(v)) {
 		ftvm_log("starting the device thread failed");
 		return FTVM_EXIT_SETUP;
 	}
@@ -340,7 +357,8 @@ int main(int argc, char **argv)
 		ftvm_log("starting the vCPU thread: %s", strerror(-r));
 		return FTVM_EXIT_SETUP;
 	}
-	ftvm_log("running as %s", state_names[v->state]);
+	ftvm_log("running as %s%s", state_names[v->state],
+		 v->async ? ", timer and DMA device on" : ", no timer or DMA device");
 
 	for (;;) {
 		struct pollfd p[3] = {

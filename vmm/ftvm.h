@@ -10,10 +10,12 @@
  *   outq.c     outputs: the queue from the vCPU, the output rule, emission,
  *              the delay histogram
  *   ftdlink.c  the socket to ftd (daemon/ftd_vmm.h)
+ *   replaylog.c the backup's outputs, read from its replay ring
  *   workload.c the guest (runs in the VM; workload.h)
  *
  * Threads: the control thread (main: ftd socket, signals, emission), the
- * vCPU thread, and the device thread (primary, live and standalone only).
+ * vCPU thread, the device thread (with --async; not on a backup) and the
+ * replay-ring reader (backup only).
  */
 #ifndef FTVM_H
 #define FTVM_H
@@ -73,11 +75,25 @@ struct ftvm_outq {
 	struct ftvm_hist delay, delay_live;
 };
 
+/* The backup's reader of its replay ring (replaylog.c). */
+struct ftvm_rlog {
+	const struct kvm_ft_replay_producer *prod;	/* read-only mapping */
+	const uint8_t *data;
+	uint64_t size, len;
+	uint64_t pos, seq;		/* next record and the seq it must carry */
+	uint32_t lo, hi;		/* halves of the output being assembled */
+	bool lost;			/* fell a lap behind: stopped */
+	volatile bool stop;
+	bool running;
+	pthread_t tid;
+};
+
 struct ftvm {
 	const char *name;
 	uint64_t seed;
 	uint64_t max_outputs;		/* 0 = run until told to stop */
 	bool standalone;
+	bool async;			/* run the timer and DMA device */
 
 	struct kvm_vm *vm;
 	int ft_fd;			/* -1 when standalone */
@@ -108,6 +124,7 @@ struct ftvm {
 	uint64_t timer_irqs, timer_dropped, dma_blocks, dma_busy, dma_seq;
 
 	struct ftvm_outq out;
+	struct ftvm_rlog rlog;
 };
 
 void ftvm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -134,6 +151,13 @@ void ftvm_devices_stop(struct ftvm *v);
 /* Standalone, vCPU thread, before KVM_RUN: apply what the devices queued. */
 void ftvm_local_apply(struct ftvm *v);
 
+/* replaylog.c */
+int ftvm_rlog_map(struct ftvm *v);
+int ftvm_rlog_start(struct ftvm *v);
+/* Stop the reader and read what is left. */
+void ftvm_rlog_stop(struct ftvm *v);
+void ftvm_rlog_scan(struct ftvm *v);
+
 /* outq.c */
 int ftvm_outq_init(struct ftvm_outq *o, const char *path);
 /* vCPU thread: output n completed. */
@@ -145,8 +169,12 @@ void ftvm_outq_push(struct ftvm *v, const struct ftvm_output *out);
  * written in this call, or 0.
  */
 uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked);
-/* Control thread, GO_LIVE(seq) on the backup: forget what the old primary emitted. */
-void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq);
+/*
+ * Control thread, GO_LIVE(seq) on the backup: put the kept outputs in
+ * guest order, forget those the old primary emitted (seq <= emitted_seq)
+ * and those whose record the module never consumed (seq >= next_seq).
+ */
+void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq, uint64_t next_seq);
 size_t ftvm_outq_len(struct ftvm *v);
 void ftvm_hist_add(struct ftvm_hist *h, uint64_t v);
 uint64_t ftvm_hist_pct(const struct ftvm_hist *h, double p);

@@ -194,26 +194,41 @@ uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked)
 	return top;
 }
 
-void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq)
+void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq, uint64_t next_seq)
 {
 	struct ftvm_outq *o = &v->out;
-	size_t dup = 0;
+	size_t dup = 0, unmade = 0, k = 0;
 
 	pthread_mutex_lock(&o->lock);
-	while (o->len) {
-		struct ftvm_output *out = &o->q[o->head];
+	/*
+	 * Replayed outputs come from the ring reader, outputs made after the
+	 * module went LIVE from the vCPU thread: merge them by n (insertion
+	 * sort, the two runs are each in order), keep only what must go out.
+	 */
+	for (size_t i = 0; i < o->len; i++) {
+		struct ftvm_output out = o->q[(o->head + i) % o->cap];
+		size_t j;
 
-		if (out->seq == FTVM_SEQ_NONE || out->seq > emitted_seq)
-			break;
-		o->head = (o->head + 1) % o->cap;
-		o->len--;
-		dup++;
+		if (out.seq != FTVM_SEQ_NONE && out.seq <= emitted_seq) {
+			dup++;
+			continue;
+		}
+		if (out.seq != FTVM_SEQ_NONE && out.seq >= next_seq) {
+			unmade++;
+			continue;
+		}
+		for (j = k; j > 0 && o->q[(o->head + j - 1) % o->cap].n > out.n; j--)
+			o->q[(o->head + j) % o->cap] = o->q[(o->head + j - 1) % o->cap];
+		o->q[(o->head + j) % o->cap] = out;
+		k++;
 	}
-	if (o->dropped && o->dropped_max_seq > emitted_seq)
-		ftvm_log("GO_LIVE: outputs up to seq %llu were dropped but the old primary "
-			 "emitted only up to seq %llu: the output stream has a gap",
-			 (unsigned long long)o->dropped_max_seq, (unsigned long long)emitted_seq);
+	o->len = k;
+	if ((o->dropped && o->dropped_max_seq > emitted_seq) || v->rlog.lost)
+		ftvm_log("GO_LIVE: replayed outputs after seq %llu were lost (%s): the output "
+			 "stream may have a gap", (unsigned long long)emitted_seq,
+			 v->rlog.lost ? "the ring reader fell behind" : "more than the kept maximum");
 	ftvm_log("GO_LIVE: %zu replayed outputs were emitted by the old primary (seq <= %llu), "
-		 "%zu to re-emit or new", dup, (unsigned long long)emitted_seq, o->len);
+		 "%zu never replayed, %zu to re-emit or new", dup, (unsigned long long)emitted_seq,
+		 unmade, k);
 	pthread_mutex_unlock(&o->lock);
 }

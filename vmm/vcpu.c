@@ -2,16 +2,19 @@
 /*
  * The vCPU thread: KVM_RUN and the guest's ports.
  *
- * On a recorded (primary) VM the module logs every exit before KVM_RUN
+ * On a recorded (primary) VM the module logs an exit before KVM_RUN
  * returns, so right after the OUT that completes an output, next_seq - 1
- * in the read-only producer page is the seq of that OUT's record (an
- * interrupt taken at that exit is logged before the exit's own records).
- * On a replayed (backup) VM the module consumed the OUT's record before
- * passing the exit on, and status->next_seq - 1 is its seq; replayed IN,
- * RDTSC and the other inputs never reach user space. The mode is read after
- * the exit: the only transition possible meanwhile is to LIVE, and an
- * output seen in LIVE mode counts as unlogged, which can only cause a
- * harmless duplicate at go-live, never a gap.
+ * in the read-only producer page is the seq of that OUT's record, or of an
+ * asynchronous record logged after it at the same landmark: never less,
+ * and less than the seq of the next output's OUT. Holding the output until
+ * that seq is acked is therefore safe, and EMITTED(that seq) names exactly
+ * the outputs written so far.
+ * On a replayed (backup) VM the outputs come from the replay ring
+ * (replaylog.c); should the module pass a replayed OUT on, it is not
+ * counted twice. The mode is read after the exit: the only transition
+ * possible meanwhile is to LIVE, and an output seen in LIVE mode counts as
+ * unlogged, which can only cause a harmless duplicate at go-live, never a
+ * gap.
  */
 #include <errno.h>
 #include <signal.h>
@@ -92,6 +95,9 @@ static int handle_io(struct ftvm *v)
 			.seq = exit_seq(v), .t_ns = ftvm_now_ns(),
 		};
 
+		/* A replayed output: the replay-ring reader has it already. */
+		if (v->ft_mode == KVM_FT_MODE_REPLAY && out.seq != FTVM_SEQ_NONE)
+			return 0;
 		ftvm_outq_push(v, &out);
 		return 0;
 	}
