@@ -208,16 +208,23 @@ static void async_work(struct callback_head *cb)
 	struct ft_vm *ft = container_of(cb, struct ft_vm, async_work);
 	struct file *file = ft->file;
 
-	if (kvm_get_running_vcpu() == ft->vcpu)
+	if (kvm_get_running_vcpu() == ft->vcpu) {
+		if (test_bit(FT_S_RP_ASYNC, &ft->state))
+			ft_replay_async(ft);
 		apply_dma(ft);
+	}
 	clear_bit_unlock(FT_S_ASYNC_QUEUED, &ft->state);
 	fput(file);
 }
 
-/* Probe context on the vCPU thread: apply queued DMA before the next entry. */
+/*
+ * Probe context on the vCPU thread: apply queued DMA (replay: the
+ * landmark's asynchronous records) before the next entry.
+ */
 void ft_async_kick(struct ft_vm *ft)
 {
-	if (READ_ONCE(ft->aq_dma) && apply_mode(ft) != KVM_FT_MODE_REPLAY)
+	if ((READ_ONCE(ft->aq_dma) && apply_mode(ft) != KVM_FT_MODE_REPLAY) ||
+	    test_bit(FT_S_RP_ASYNC, &ft->state))
 		ft_queue_task(ft, &ft->async_work, FT_S_ASYNC_QUEUED, async_work);
 }
 
@@ -243,6 +250,10 @@ void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu)
 	struct ft_async_item *it;
 
 	ft->entry_lm = lm;
+	if (ft->rp_intr_pending) {	/* replay: the log's IRQ for this landmark */
+		ft_replay_intr_entry(ft, vcpu);
+		return;
+	}
 	if (mode == KVM_FT_MODE_REPLAY || !READ_ONCE(ft->aq_count) ||
 	    (mode == KVM_FT_MODE_RECORD && !at_landmark) ||
 	    !ft_svm_irq_allowed(vcpu))

@@ -24,6 +24,7 @@ enum {
 	FT_S_CPUID_OK,		/* guest CPUID checked at the first entry */
 	FT_S_STOPPED,		/* we stopped the VM (kvm->vm_dead) */
 	FT_S_ASYNC_QUEUED,	/* async_work is queued on the vCPU thread */
+	FT_S_RP_ASYNC,		/* replay: a landmark's async records to process */
 };
 
 /* One input queued by KVM_FT_QUEUE_ASYNC (async.c). */
@@ -70,6 +71,9 @@ struct ft_vm {
 	/* Replay only: the record being checked (vCPU thread) and the report. */
 	void *rbuf;			/* KVM_FT_RING_RESERVE bytes */
 	struct kvm_ft_divergence div;	/* under ring.lock; first error only */
+	struct kvm_ft_rec_intr rp_intr;	/* vCPU thread: INTR to inject at the next entry */
+	u64 rp_intr_pos;
+	bool rp_intr_pending;
 	struct ft_ring ring;
 };
 
@@ -147,6 +151,8 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 				  u64 exit_code);
 void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size);
 long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg);
+void ft_replay_async(struct ft_vm *ft);
+void ft_replay_intr_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 
 /* async.c: asynchronous inputs (KVM_FT_QUEUE_ASYNC) */
 void ft_async_init(struct ft_vm *ft);

@@ -344,11 +344,18 @@ void ft_probe_kvm_msr(void *data, unsigned int write, u32 ecx, u64 val,
 void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
 			   bool reinjected)
 {
+	struct kvm_vcpu *vcpu = kvm_get_running_vcpu();
 	struct ft_vm *ft;
 
-	if (soft)
+	if (soft || !vcpu)
 		return;
-	ft = ft_record_target(kvm_get_running_vcpu());
+	/* The VMM's own KVM_INTERRUPT on a backup: not in the log, unreplayable. */
+	ft = ft_replay_target(vcpu);
+	if (ft && !is_guest_mode(vcpu) && !ft_async_own_irq(ft, vector)) {
+		ft_replay_unsupported(ft, KVM_FT_REC_INTR, vector, 0);
+		return;
+	}
+	ft = ft_record_target(vcpu);
 	if (!ft || ft_async_own_irq(ft, vector))	/* KVM re-injects ours */
 		return;
 	ft->intr_pending = true;

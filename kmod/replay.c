@@ -113,12 +113,13 @@ static bool wait_done(struct ft_vm *ft)
 	       ft_ring_replay_ready(&ft->ring);
 }
 
-/* task_work on the vCPU thread, sleepable; holds a reference to the file. */
-static void wait_records(struct callback_head *cb)
+/*
+ * vCPU thread, sleepable: wait until the producer moves, or replay ends
+ * (detach, LIVE, error, orphaned file, exiting task).
+ */
+static void wait_for_records(struct ft_vm *ft)
 {
-	struct ft_vm *ft = container_of(cb, struct ft_vm, wait_work);
 	struct ft_ring *r = &ft->ring;
-	struct file *file = ft->file;
 	u64 t0;
 
 	if (!wait_done(ft)) {
@@ -136,6 +137,15 @@ static void wait_records(struct callback_head *cb)
 		if (ft_orphaned(ft))
 			ft_vm_detach(ft);
 	}
+}
+
+/* task_work on the vCPU thread, sleepable; holds a reference to the file. */
+static void wait_records(struct callback_head *cb)
+{
+	struct ft_vm *ft = container_of(cb, struct ft_vm, wait_work);
+	struct file *file = ft->file;
+
+	wait_for_records(ft);
 	clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
 	fput(file);
 }
@@ -159,6 +169,8 @@ static u32 fixed_len(u16 type)
 		return sizeof(struct kvm_ft_rec_hlt);
 	case KVM_FT_REC_INTR:
 		return sizeof(struct kvm_ft_rec_intr);
+	case KVM_FT_REC_DMA:
+		return sizeof(struct kvm_ft_rec_dma);
 	case KVM_FT_REC_RDRAND:
 		return sizeof(struct kvm_ft_rec_rand);
 	}
@@ -169,11 +181,27 @@ static u32 fixed_len(u16 type)
 static bool rec_valid(const struct kvm_ft_rec *h)
 {
 	bool out = h->type == KVM_FT_REC_PIO_OUT || h->type == KVM_FT_REC_MMIO_WRITE;
-	u16 want_flags = out ? KVM_FT_RF_OUTPUT :
-			 h->type == KVM_FT_REC_INTR ? KVM_FT_RF_ASYNC : 0;
+	bool async = h->type == KVM_FT_REC_INTR || h->type == KVM_FT_REC_DMA;
+	u16 want_flags = out ? KVM_FT_RF_OUTPUT : async ? KVM_FT_RF_ASYNC : 0;
 
 	if (h->flags != want_flags)
 		return false;
+	if (h->type == KVM_FT_REC_DMA) {
+		const struct kvm_ft_rec_dma *d = (const void *)h;
+
+		if (h->len < sizeof(*d) || !d->len || d->len > KVM_FT_DMA_MAX ||
+		    d->reserved || h->len != ALIGN(sizeof(*d) + d->len, 8) ||
+		    d->gpa + d->len < d->gpa)
+			return false;
+		return !memchr_inv(d->data + d->len, 0, h->len - sizeof(*d) - d->len);
+	}
+	if (h->type == KVM_FT_REC_INTR) {
+		const struct kvm_ft_rec_intr *in = (const void *)h;
+
+		if (in->vector < 32 || in->vector > 255 ||
+		    (in->flags & ~KVM_FT_INTR_F_LANDMARK))
+			return false;
+	}
 	if (h->type == KVM_FT_REC_PIO_IN || h->type == KVM_FT_REC_PIO_OUT) {
 		const struct kvm_ft_rec_pio *p = (const void *)h;
 		u64 bytes;
@@ -206,6 +234,8 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 	const struct kvm_ft_rec_cpuid *cpuid = (const void *)h;
 	const struct kvm_ft_rec_msr *msr = (const void *)h;
 	const struct kvm_ft_rec_hlt *hlt = (const void *)h;
+	const struct kvm_ft_rec_intr *in = (const void *)h;
+	const struct kvm_ft_rec_dma *dma = (const void *)h;
 	u64 v = 0;
 
 	memset(e, 0, sizeof(*e));
@@ -233,6 +263,14 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 		e->addr = msr->msr;
 		e->value = msr->value;
 		break;
+	case KVM_FT_REC_INTR:
+		e->rip = in->rip;
+		e->addr = in->vector;
+		break;
+	case KVM_FT_REC_DMA:
+		e->addr = dma->gpa;
+		e->size = dma->len;
+		break;
 	default:	/* every other type starts with rip, or is unsupported */
 		e->rip = hlt->rip;
 		break;
@@ -250,8 +288,8 @@ static enum ft_replay_act diverge(struct ft_vm *ft, u32 reason, u64 pos,
 	return FT_RP_ABANDON;
 }
 
-enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
-				  u64 exit_code)
+static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				     u64 exit_code)
 {
 	struct kvm_ft_div_event act = { .rip = kvm_rip_read(vcpu) };
 	struct kvm_ft_rec *h = ft->rbuf;
@@ -316,7 +354,9 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 			    h, &exp, &act);
 		return FT_RP_ABANDON;
 	}
-	if (h->type == KVM_FT_REC_INTR || h->type == KVM_FT_REC_RDRAND ||
+	if ((h->type == KVM_FT_REC_INTR &&
+	     !(((const struct kvm_ft_rec_intr *)h)->flags & KVM_FT_INTR_F_LANDMARK)) ||
+	    h->type == KVM_FT_REC_RDRAND ||
 	    h->type == KVM_FT_REC_MMIO_READ || h->type == KVM_FT_REC_MMIO_WRITE) {
 		struct kvm_ft_div_event exp;
 
@@ -387,4 +427,128 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	}
 	/* Not reached: every other type was handled above. */
 	return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
+}
+
+enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				  u64 exit_code)
+{
+	u64 lm = READ_ONCE(ft->ring.landmark);
+	enum ft_replay_act act = replay_one(ft, vcpu, exit_code);
+	u16 next;
+
+	/*
+	 * Record lm + 1 replayed: this is a landmark. Its asynchronous records
+	 * follow it in the ring; the vCPU does not enter before it knows
+	 * whether there are any (the backup lags by one record).
+	 */
+	if (act != FT_RP_ABANDON && READ_ONCE(ft->ring.landmark) != lm &&
+	    !ft_ring_error(&ft->ring) &&
+	    (!ft_ring_peek(&ft->ring, &next) ||
+	     next == KVM_FT_REC_INTR || next == KVM_FT_REC_DMA)) {
+		set_bit(FT_S_RP_ASYNC, &ft->state);
+		ft_async_kick(ft);
+	}
+	return act;
+}
+
+/* ---- asynchronous records ---- */
+
+/*
+ * async_work on the vCPU thread (sleepable, vCPU loaded) after landmark L:
+ * wait for the record after L, write every DMA record at L into guest
+ * memory, and leave an INTR record at L for the kvm_entry probe.
+ */
+void ft_replay_async(struct ft_vm *ft)
+{
+	struct kvm_ft_rec *h = ft->rbuf;
+	struct ft_take_err err;
+	int len, idx, r;
+	u16 type;
+	u64 pos;
+
+	while (ft_vm_replaying(ft) && !ft_ring_error(&ft->ring)) {
+		if (!ft_ring_peek(&ft->ring, &type)) {
+			wait_for_records(ft);
+			if (!ft_ring_replay_ready(&ft->ring))
+				break;	/* replay ended, or a fatal signal */
+			continue;
+		}
+		if (type != KVM_FT_REC_INTR && type != KVM_FT_REC_DMA)
+			break;
+		pos = READ_ONCE(ft->ring.tail);
+		len = ft_ring_take(&ft->ring, h, &err);
+		if (len == -EBADMSG) {
+			replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+				    NULL, NULL, NULL);
+			break;
+		}
+		if (len < 0)
+			break;
+		if (!rec_valid(h)) {
+			struct kvm_ft_div_event exp = { .type = h->type };
+
+			replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT,
+				    pos, h, &exp, NULL);
+			break;
+		}
+		if (h->type == KVM_FT_REC_DMA) {
+			const struct kvm_ft_rec_dma *d = (const void *)h;
+
+			idx = srcu_read_lock(&ft->kvm->srcu);
+			r = kvm_write_guest(ft->kvm, d->gpa, d->data, d->len);
+			srcu_read_unlock(&ft->kvm->srcu, idx);
+			if (r) {	/* not guest memory here */
+				struct kvm_ft_div_event exp;
+
+				rec_event(h, &exp);
+				replay_fail(ft, KVM_FT_ERR_DIVERGENCE, KVM_FT_DIV_ADDR,
+					    pos, h, &exp, NULL);
+				break;
+			}
+			continue;
+		}
+		if (!(((const struct kvm_ft_rec_intr *)h)->flags & KVM_FT_INTR_F_LANDMARK)) {
+			struct kvm_ft_div_event exp;
+
+			rec_event(h, &exp);
+			replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+				    pos, h, &exp, NULL);
+			break;
+		}
+		/* At most one INTR per landmark: it is delivered at this entry. */
+		memcpy(&ft->rp_intr, h, sizeof(ft->rp_intr));
+		ft->rp_intr_pos = pos;
+		ft->rp_intr_pending = true;
+		break;
+	}
+	clear_bit(FT_S_RP_ASYNC, &ft->state);
+}
+
+/*
+ * kvm_entry probe, the entry right after the landmark of ft->rp_intr: the
+ * primary injected it here, so the guest must be able to take it at the
+ * same RIP; then inject it the same way.
+ */
+void ft_replay_intr_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu)
+{
+	const struct kvm_ft_rec_intr *in = &ft->rp_intr;
+	struct kvm_ft_div_event act = {
+		.type = KVM_FT_REC_INTR, .rip = kvm_rip_read(vcpu),
+		.addr = in->vector,
+	};
+	u32 reason = 0;
+
+	ft->rp_intr_pending = false;
+	if (in->rip != act.rip)
+		reason = KVM_FT_DIV_RIP;
+	else if (!ft_svm_irq_allowed(vcpu))
+		reason = KVM_FT_DIV_BLOCKED;
+	if (reason) {
+		diverge(ft, reason, ft->rp_intr_pos, &in->hdr, &act);
+		/* Stopped: leave the guest at once instead of running on. */
+		smp_send_reschedule(smp_processor_id());
+		return;
+	}
+	ft_svm_inject_irq(vcpu, in->vector);
+	ft->own_vector = in->vector;
 }

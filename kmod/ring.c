@@ -458,6 +458,49 @@ void ft_ring_snapshot(struct ft_ring *r, u64 *head, u64 *tail, u64 *next_seq,
 	*acked = r->replay ? 0 : READ_ONCE(r->cons->acked_seq);
 }
 
+/*
+ * Replay: the type of the next record, pads consumed on the way (they carry
+ * nothing). Returns 0 when nothing is published, else 1 with *type set;
+ * an invalid producer or pad gives type KVM_FT_REC_TYPE_MAX + 1, for
+ * ft_ring_take() to report.
+ */
+int ft_ring_peek(struct ft_ring *r, u16 *type)
+{
+	unsigned long irqf;
+	u64 p, off, room;
+	struct kvm_ft_rec h;
+	int ret = 1;
+
+	*type = KVM_FT_REC_TYPE_MAX + 1;
+	spin_lock_irqsave(&r->lock, irqf);
+	if (r->error)
+		goto out;
+	p = smp_load_acquire(&r->cons->consumer);
+	if ((p & 7) || p < r->tail || p - r->tail > r->size)
+		goto out;
+	for (;;) {
+		if (p == r->tail) {
+			ret = 0;
+			break;
+		}
+		off = r->tail & (r->size - 1);
+		room = r->size - off;
+		memcpy(&h, r->data + off, 8);
+		if (h.type != KVM_FT_REC_PAD) {
+			*type = h.type;
+			break;
+		}
+		if (h.len != room || room > p - r->tail)
+			break;
+		r->tail += room;
+		r->stats.bytes += room;
+		smp_store_release(&r->prod->producer, r->tail);
+	}
+out:
+	spin_unlock_irqrestore(&r->lock, irqf);
+	return ret;
+}
+
 /* Replay: the writer published something we have not consumed yet. */
 bool ft_ring_replay_ready(struct ft_ring *r)
 {
@@ -537,7 +580,7 @@ int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err)
 		ret = take_fail(err, KVM_FT_DIV_SEQ, pos);
 		goto out;
 	}
-	sync = hdr->type != KVM_FT_REC_INTR;
+	sync = hdr->type != KVM_FT_REC_INTR && hdr->type != KVM_FT_REC_DMA;
 	if (hdr->landmark != r->landmark + sync) {
 		ret = take_fail(err, KVM_FT_DIV_LANDMARK, pos);
 		goto out;

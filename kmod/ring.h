@@ -91,5 +91,6 @@ struct ft_take_err {
 
 int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err);
 bool ft_ring_replay_ready(struct ft_ring *r);
+int ft_ring_peek(struct ft_ring *r, u16 *type);
 
 #endif /* FT_RING_H */

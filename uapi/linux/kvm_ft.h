@@ -242,7 +242,9 @@
  *   vCPU takes (type, RIP, port, size, count, access direction, CPUID
  *   function/index, MSR number; for outputs also the data) is
  *   KVM_FT_ERR_DIVERGENCE. A record or exit the replayer cannot handle yet
- *   (INTR, MMIO, string PIO, RDRAND) is KVM_FT_ERR_UNSUPPORTED. Each stops
+ *   (INTR without KVM_FT_INTR_F_LANDMARK, MMIO, string PIO, RDRAND) is
+ *   KVM_FT_ERR_UNSUPPORTED, and so is an interrupt that the VMM injects
+ *   into a REPLAY VM with KVM_INTERRUPT. Each stops
  *   the VM: KVM_RUN fails with EIO, status->error is set (sticky), poll
  *   reports POLLERR, KVM_FT_GET_DIVERGENCE describes it, a ratelimited line
  *   goes to the kernel log and a KVM_FT_EV_ERROR event is multicast.
@@ -259,6 +261,18 @@
  *                           (a RDMSR that faulted on the primary has no
  *                           record and diverges here).
  *     HLT                   checks it; KVM then halts as usual.
+ *   Asynchronous records are applied at their landmark, as the primary
+ *   did (see ASYNCHRONOUS INPUTS): after synchronous record L, and before
+ *   the vCPU enters again, the module waits until the record after L is
+ *   published (the backup lags by at least one record), writes every DMA
+ *   record at L into guest memory and, for an INTR record at L, checks at
+ *   the next entry that the guest is at the record's RIP (else DIVERGENCE,
+ *   reason RIP) and can take an interrupt (else DIVERGENCE, reason
+ *   BLOCKED), and injects it. A DMA record whose range is not guest
+ *   memory is a DIVERGENCE (reason ADDR); an asynchronous record where
+ *   the vCPU makes a synchronous exit is a DIVERGENCE (reason TYPE).
+ *   DMA: 1 <= len <= KVM_FT_DMA_MAX, reserved and padding zero; INTR:
+ *   vector 32..255, flags only KVM_FT_INTR_F_LANDMARK; else BAD_RECORD.
  *   When no record is available at a synchronous exit the vCPU does not run
  *   ahead: the exit is abandoned without side effects and the vCPU waits
  *   (killable) before its next guest entry until the producer moves, the VM
@@ -469,6 +483,7 @@ enum kvm_ft_div_reason {
 	KVM_FT_DIV_SIZE		= 9,	/* DIVERGENCE: access size or count */
 	KVM_FT_DIV_DATA		= 10,	/* DIVERGENCE: output data */
 	KVM_FT_DIV_UNSUPPORTED	= 11,	/* UNSUPPORTED: record or exit not replayable */
+	KVM_FT_DIV_BLOCKED	= 12,	/* DIVERGENCE: the guest cannot take the INTR here */
 	KVM_FT_DIV_REG_DIGEST	= 12,	/* DIVERGENCE: register digest differs or is missing */
 	KVM_FT_DIV_MEM_DIGEST	= 13,	/* DIVERGENCE: memory digest differs or is missing */
 };
