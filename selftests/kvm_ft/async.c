@@ -5,14 +5,12 @@
  * landmarks and logged there, exactly as the guest saw them; bad input to
  * the ioctl gets the documented errno; LIVE applies them unlogged.
  */
-#include <pthread.h>
 #include <sys/mman.h>
 #include "ft_test.h"
 
 #define VEC		0x42
 #define SLOTS		16
 #define SLOT_SIZE	256
-#define MAX_DMA		4096
 
 static struct ga {
 	uint64_t n;
@@ -44,43 +42,6 @@ static void guest_async(void *arg)
 	GUEST_SYNC(guest_irq.count);
 }
 
-/* One DMA the host queued. */
-struct dma_sent {
-	uint64_t gpa;
-	uint32_t len;
-	uint8_t data[SLOT_SIZE];
-};
-
-struct dma_thread {
-	struct kvm_vm *vm;
-	uint64_t rng;
-	volatile bool stop;
-	struct dma_sent sent[MAX_DMA];
-	size_t n;
-};
-
-static void *dma_fn(void *p)
-{
-	struct dma_thread *t = p;
-
-	while (!__atomic_load_n(&t->stop, __ATOMIC_ACQUIRE) && t->n < MAX_DMA) {
-		struct dma_sent *d = &t->sent[t->n];
-		uint64_t r = kt_rand(&t->rng);
-		uint32_t off = (uint32_t)(r % SLOT_SIZE);
-		int e;
-
-		usleep(100 + (unsigned int)(r >> 20) % 1500);
-		d->len = 1 + (uint32_t)((r >> 8) % (SLOT_SIZE - off));
-		d->gpa = (uint64_t)(uintptr_t)&ga.buf[(r >> 40) % SLOTS][off];
-		for (uint32_t i = 0; i < d->len; i++)
-			d->data[i] = (uint8_t)kt_rand(&t->rng);
-		e = vm_queue_async(t->vm, KVM_FT_ASYNC_DMA, 0, d->gpa, d->data, d->len);
-		KT_ASSERT(!e, "QUEUE_ASYNC DMA: %s", strerror(-e));
-		t->n++;
-	}
-	return NULL;
-}
-
 /*
  * Proves: IRQs and DMA queued by two host threads at random times appear in
  * the log as the guest got them: every INTR record (KVM_FT_INTR_F_LANDMARK)
@@ -93,26 +54,21 @@ TEST(record_irq_and_dma)
 {
 	uint64_t seed = kt_seed("async.record_irq_and_dma");
 	struct vm_opts o = { .mem_size = 16ULL << 20 };
-	static struct dma_thread dt;
 	uint8_t shadow[SLOTS][SLOT_SIZE] = {};
 	uint64_t lm = 0, nintr = 0, ndma = 0, count;
 	struct recs rs = {};
 	struct ft_vm f;
-	pthread_t t;
 	struct ucall uc;
 
 	ft_vm_setup(&f, &o, guest_async, NULL, 22);
 	VM_SET_GLOBAL(f.vm, ga.n, 20000);
 	vm_seed(f.vm, seed);
 	vm_ft_async(f.vm, f.ft_fd, false);
-	memset(&dt, 0, sizeof(dt));
-	dt.vm = f.vm;
-	dt.rng = seed | 1;
 	vm_irq_thread_start(f.vm, VEC, 200, 2000, seed * 3 + 1);
-	ASSERT_EQ(0, pthread_create(&t, NULL, dma_fn, &dt));
+	vm_dma_thread_start(f.vm, (uint64_t)(uintptr_t)ga.buf, sizeof(ga.buf), 256, 100, 1600,
+			    seed | 1);
 	vcpu_run_expect(f.vm, UCALL_SYNC, &uc);
-	__atomic_store_n(&dt.stop, true, __ATOMIC_RELEASE);
-	pthread_join(t, NULL);
+	vm_dma_thread_stop(f.vm);
 	vm_irq_thread_stop(f.vm);
 	count = uc.args[0];
 	ft_drain(&f.ring, &rs);
@@ -134,9 +90,9 @@ TEST(record_irq_and_dma)
 			nintr++;
 		} else if (r->type == KVM_FT_REC_DMA) {
 			const struct kvm_ft_rec_dma *d = (const void *)r;
-			const struct dma_sent *s = &dt.sent[ndma];
+			const struct dma_event *s = &f.vm->dma_log[ndma];
 
-			ASSERT_LT(ndma, dt.n);
+			ASSERT_LT(ndma, f.vm->dma_count);
 			ASSERT_EQ(lm, r->landmark);
 			ASSERT_EQ(s->gpa, d->gpa);
 			ASSERT_EQ(s->len, d->len);
@@ -150,7 +106,7 @@ TEST(record_irq_and_dma)
 		}
 	}
 	printf("# %llu IRQs queued, %llu delivered; %zu DMA queued, %llu applied; %zu records\n",
-	       (unsigned long long)f.vm->irqs_queued, (unsigned long long)nintr, dt.n,
+	       (unsigned long long)f.vm->irqs_queued, (unsigned long long)nintr, f.vm->dma_count,
 	       (unsigned long long)ndma, rs.n);
 	fflush(stdout);
 	ASSERT_EQ(count, nintr);

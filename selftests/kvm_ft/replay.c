@@ -22,6 +22,11 @@
 
 #define MEM_SIZE	(16ULL << 20)
 #define OUT_MAX		8192
+#define DMA_AREA	1024
+
+/* Program flags (the "mmio" argument of record() and replay()). */
+#define P_MMIO		(1U << 0)	/* read MMIO before anything else */
+#define P_ASYNC		(1U << 1)	/* IRQs and DMA from host threads, spin loops */
 
 /* The guest's program and what it output, in guest memory. */
 static struct gprog {
@@ -32,6 +37,9 @@ static struct gprog {
 	uint8_t out[OUT_MAX];
 	uint32_t mmio_first;	/* read MMIO before anything else */
 	uint32_t hlt_first;	/* halt (interrupts off) before anything else */
+	uint32_t async;		/* interrupts on, DMA area and IRQs folded, spins */
+	uint64_t spin_max;	/* longest exit-free loop (iterations) */
+	uint8_t dma[DMA_AREA] __attribute__((aligned(DMA_AREA)));	/* DMA target */
 } gp;
 
 static inline uint16_t inw_(uint16_t port)
@@ -60,6 +68,22 @@ static void gout(uint32_t v)
 	}
 }
 
+/*
+ * Async programs fold the DMA area and the interrupts taken so far (count
+ * and a hash of every vector and RIP) into the state between any two exits,
+ * so an IRQ or DMA moved, changed or dropped changes the next output.
+ */
+static uint64_t fold_async(uint64_t h)
+{
+	const volatile uint64_t *w = (const volatile uint64_t *)gp.dma;
+
+	if (!gp.async)
+		return h;
+	for (int i = 0; i < DMA_AREA / 8; i++)
+		h = mix(h, w[i]);
+	return mix(h, guest_irq.hash ^ guest_irq.count);
+}
+
 static void guest_mix(void *arg)
 {
 	static const uint32_t leaves[][2] = {
@@ -71,11 +95,14 @@ static void guest_mix(void *arg)
 		__asm__ volatile("cli; hlt" : : : "memory");
 	if (gp.mmio_first)
 		h = mix(h, mmio_read64(VM_MMIO_BASE));
+	if (gp.async)
+		sti();
 	for (uint64_t i = 0; i < gp.nops; i++) {
 		s ^= s << 13;
 		s ^= s >> 7;
 		s ^= s << 17;
-		switch (s % 6) {
+		h = fold_async(h);
+		switch (s % (gp.async ? 7 : 6)) {
 		case 0:
 			h = mix(h, inb(RANDOM_PORT));
 			break;
@@ -100,10 +127,20 @@ static void guest_mix(void *arg)
 		case 5:
 			h = mix(h, rdmsr(MSR_IA32_TSC));
 			break;
+		case 6:		/* exit-free: queued inputs wait for the next exit */
+			for (uint64_t j = (s >> 20) % gp.spin_max; j; j--) {
+				h = mix(h, j);
+				__asm__ volatile("" : "+r"(h));
+			}
+			break;
 		}
+		h = fold_async(h);
 		gout((uint32_t)h);
+		h = fold_async(h);
 		gout((uint32_t)(h >> 32));
 	}
+	if (gp.async)
+		cli();
 	gp.state = h;
 }
 
@@ -188,15 +225,17 @@ struct run_result {
 	int64_t r;
 };
 
-static void set_prog(struct kvm_vm *vm, uint64_t gseed, uint64_t nops, bool mmio)
+static void set_prog(struct kvm_vm *vm, uint64_t gseed, uint64_t nops, unsigned int fl)
 {
 	VM_SET_GLOBAL(vm, gp.seed, gseed);
 	VM_SET_GLOBAL(vm, gp.nops, nops);
-	VM_SET_GLOBAL(vm, gp.mmio_first, mmio ? 1 : 0);
+	VM_SET_GLOBAL(vm, gp.mmio_first, fl & P_MMIO ? 1 : 0);
+	VM_SET_GLOBAL(vm, gp.async, fl & P_ASYNC ? 1 : 0);
+	VM_SET_GLOBAL(vm, gp.spin_max, 1 + gseed % 50000);
 }
 
 /* Record the guest on a fresh VM; leaves it at its DONE ucall. */
-static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool mmio,
+static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsigned int mmio,
 		   struct recs *rs, struct run_result *res)
 {
 	struct vm_opts o = { .mem_size = MEM_SIZE };
@@ -211,7 +250,16 @@ static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool 
 	KT_ASSERT(fd >= 0, "attach RECORD: %s", strerror(-fd));
 	r = ft_ring_map(&ring, fd);
 	KT_ASSERT(!r, "map: %s", strerror(-r));
+	if (mmio & P_ASYNC) {
+		/* Random vector, intervals of 100..1000 us: tens per run. */
+		vm_ft_async(res->vm, fd, false);
+		vm_irq_thread_start(res->vm, 32 + (uint32_t)(hseed % 224), 100, 1000, hseed);
+		vm_dma_thread_start(res->vm, (uint64_t)(uintptr_t)gp.dma, DMA_AREA, 64, 100, 1000,
+				    hseed * 7 + 1);
+	}
 	res->r = vcpu_run_raw(res->vm, &uc);
+	vm_dma_thread_stop(res->vm);
+	vm_irq_thread_stop(res->vm);
 	KT_ASSERT(res->r == UCALL_DONE, "recorded guest ended with %lld", (long long)res->r);
 	KT_ASSERT(!ioctl(res->vm->vcpu_fd, KVM_GET_REGS, &res->regs), "GET_REGS");
 	ft_drain(&ring, rs);
@@ -288,7 +336,7 @@ static void stream_from(struct stream *s, const struct recs *rs)
  * stream in one go (records split only by the ring's own pads) and runs
  * the vCPU; goes LIVE once everything is consumed.
  */
-static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool mmio,
+static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsigned int mmio,
 		   const struct stream *s, struct run_result *res, struct rp *w,
 		   struct kvm_ft_divergence *div)
 {
@@ -307,6 +355,8 @@ static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, bool 
 	r = rp_map(w, fd);
 	KT_ASSERT(!r, "map replay ring: %s", strerror(-r));
 	KT_ASSERT(w->st->magic == KVM_FT_REPLAY_MAGIC, "bad replay magic");
+	if (mmio & P_ASYNC)
+		vm_ft_async(res->vm, fd, true);
 	while (off < s->len) {
 		uint32_t len = ((const struct kvm_ft_rec *)(s->buf + off))->len;
 
@@ -386,14 +436,17 @@ FIXTURE_TEARDOWN(replay)
 /*
  * Proves: over NSEEDS random programs and host seeds, B replays A to the
  * identical guest memory, registers and output stream (KVM_FT_SEED=n runs
- * only seed n).
+ * only seed n). Three seeds in four also take IRQs and DMA queued by host
+ * threads at random times and run exit-free loops; B gets them from the log
+ * only, at the same landmarks.
  */
 TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 {
 	const char *env = getenv("KVM_FT_SEED");
 	int nseeds = env && *env ? 1 : NSEEDS;
 	uint64_t base = kt_seed("replay.identical_state_random_seeds");
-	uint64_t total = 0;
+	uint64_t total = 0, nintr = 0, ndma = 0;
+	double trec = 0, trep = 0;
 
 	for (int i = 0; i < nseeds; i++) {
 		uint64_t seed = base + (uint64_t)i, rng = seed * 2 + 1, nops;
@@ -406,18 +459,34 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		printf("# seed %llu (KVM_FT_SEED=%llu)\n", (unsigned long long)seed,
 		       (unsigned long long)seed);
 		fflush(stdout);
+		unsigned int fl = seed % 4 ? P_ASYNC : 0;
+		struct kvm_ft_stats st;
+
+		double t0 = kt_now(), t1;
+
 		nops = 20 + kt_rand(&rng) % 100;
-		record(self->dev, seed, kt_rand(&rng), nops, false, &rs, &a);
+		record(self->dev, seed, kt_rand(&rng), nops, fl, &rs, &a);
+		t1 = kt_now();
+		trec += t1 - t0;
 		stream_from(&s, &rs);
-		replay(self->dev, seed, kt_rand(&rng) | 1, nops, false, &s, &b, &w, &div);
+		replay(self->dev, seed, kt_rand(&rng) | 1, nops, fl, &s, &b, &w, &div);
+		trep += kt_now() - t1;
 		assert_same(_metadata, &a, &b, &w, &div, rs.n - 1);
+		ft_stats(w.fd, &st);
+		ASSERT_EQ(VM_GET_GLOBAL(a.vm, guest_irq.count), st.rec_count[KVM_FT_REC_INTR]);
+		nintr += st.rec_count[KVM_FT_REC_INTR];
+		ndma += st.rec_count[KVM_FT_REC_DMA];
 		total += rs.n;
 		replay_done(&b, &w);
 		vm_free(a.vm);
 		free(s.buf);
 		recs_free(&rs);
 	}
-	printf("# %d seeds, %llu records replayed\n", nseeds, (unsigned long long)total);
+	printf("# %d seeds, %llu records replayed, %llu of them INTR, %llu DMA\n", nseeds,
+	       (unsigned long long)total, (unsigned long long)nintr, (unsigned long long)ndma);
+	printf("# recording took %.1f s, replaying %.1f s\n", trec, trep);
+	if (nseeds == NSEEDS)
+		ASSERT_TRUE(nintr > 0 && ndma > 0);
 	fflush(stdout);
 }
 
@@ -506,8 +575,8 @@ static void mutate(struct stream *s, const struct recs *rs, enum mut m, size_t i
 				h->landmark += kt_rand(rng) % 2 ? 1 : (uint64_t)-1;
 				break;
 			case M_TYPE:
-				h->type = (uint16_t)(KVM_FT_REC_RDRAND + 1 +
-						     kt_rand(rng) % (0x10000 - KVM_FT_REC_RDRAND - 1));
+				h->type = (uint16_t)(KVM_FT_REC_DMA + 1 +
+						     kt_rand(rng) % (0x10000 - KVM_FT_REC_DMA - 1));
 				break;
 			case M_PRODUCER:
 				stream_add(s, rec, len);
@@ -604,6 +673,180 @@ TEST_F_TIMEOUT(replay, mutations_always_detected, 120)
 	}
 	for (int m = 0; m < M_COUNT; m++)
 		printf("# %s: %d detected\n", mut_name[m], counts[m]);
+	fflush(stdout);
+	vm_free(a.vm);
+	recs_free(&rs);
+}
+
+enum amut {
+	A_VECTOR,	/* INTR: another valid vector */
+	A_RIP,		/* INTR: another delivery RIP */
+	A_FLAGS,	/* INTR: KVM_FT_INTR_F_LANDMARK cleared (a KVM_INTERRUPT one) */
+	A_DROP,		/* drop the record, renumber */
+	A_LATER,	/* move it after the next synchronous record (landmark + 1) */
+	A_EARLIER,	/* move it before its synchronous record (landmark - 1) */
+	A_DMA_DATA,	/* DMA: flip a data byte */
+	A_DMA_GPA,	/* DMA: write 8 bytes off */
+	A_DMA_LEN,	/* DMA: len not that of the record */
+	A_COUNT,
+};
+
+static const char *const amut_name[] = {
+	"intr vector", "intr rip", "intr flags", "drop", "later", "earlier",
+	"dma data", "dma gpa", "dma len",
+};
+
+static bool rec_async(const struct kvm_ft_rec *r)
+{
+	return r->type == KVM_FT_REC_INTR || r->type == KVM_FT_REC_DMA;
+}
+
+/*
+ * Mutation @m of asynchronous record @i of A's records (the DONE ucall left
+ * out); every record is renumbered (seq, landmark) so that only @m differs.
+ */
+static void amutate(struct stream *s, const struct recs *rs, enum amut m, size_t i,
+		    uint64_t *rng)
+{
+	size_t n = rs->n - 1, order[n], k = 0, j, before = n, after = n;
+	uint64_t seq = 1, lm = 0;
+
+	/* The synchronous records around i: its landmark's, and the next one. */
+	for (j = i; j-- > 0 && before == n;)
+		if (!rec_async(recs_at(rs, j)))
+			before = j;
+	for (j = i + 1; j < n && after == n; j++)
+		if (!rec_async(recs_at(rs, j)))
+			after = j;
+	memset(s, 0, sizeof(*s));
+	for (j = 0; j < n; j++) {
+		if (j == i && (m == A_DROP || m == A_LATER || m == A_EARLIER))
+			continue;
+		if (j == before && m == A_EARLIER)
+			order[k++] = i;
+		order[k++] = j;
+		if (j == after && m == A_LATER)
+			order[k++] = i;
+	}
+	for (j = 0; j < k; j++) {
+		uint8_t rec[KVM_FT_RING_RESERVE];
+		struct kvm_ft_rec *h = (void *)rec;
+		struct kvm_ft_rec_intr *in = (void *)rec;
+		struct kvm_ft_rec_dma *d = (void *)rec;
+		uint32_t len = recs_at(rs, order[j])->len;
+
+		memcpy(rec, recs_at(rs, order[j]), len);
+		h->seq = seq++;
+		h->landmark = rec_async(h) ? lm : ++lm;
+		if (order[j] == i) {
+			switch (m) {
+			case A_VECTOR:
+				in->vector = 32 + (in->vector - 32 + 1 + kt_rand(rng) % 223) % 224;
+				break;
+			case A_RIP:
+				in->rip ^= 1ULL << (kt_rand(rng) % 12);
+				break;
+			case A_FLAGS:
+				in->flags = 0;
+				break;
+			case A_DMA_DATA:
+				d->data[kt_rand(rng) % d->len] ^= (uint8_t)(1 + kt_rand(rng) % 255);
+				break;
+			case A_DMA_GPA:
+				d->gpa += d->gpa - (uint64_t)(uintptr_t)gp.dma >= 8 ? -8ULL : 8;
+				break;
+			case A_DMA_LEN: {
+				static const uint32_t bad[] = { 0, 8, KVM_FT_DMA_MAX + 1 };
+				uint32_t pick = (uint32_t)(kt_rand(rng) % 3);
+
+				d->len = pick == 1 ? d->len + 8 : bad[pick];
+				break;
+			}
+			default:
+				break;
+			}
+		}
+		stream_add(s, rec, len);
+	}
+}
+
+/*
+ * Proves: every mutation of an INTR or DMA record in the replay ring (its
+ * vector, RIP, flags, data, address or length changed; dropped; moved one
+ * landmark later or earlier) stops B with a report: the guest folds the DMA
+ * area and its interrupts into the state it outputs between any two exits,
+ * and replay checks each INTR's RIP and that the guest can take it there.
+ */
+TEST_F_TIMEOUT(replay, async_mutations_always_detected, 180)
+{
+	uint64_t seed = kt_seed("replay.async_mutations_always_detected"), rng = seed | 1;
+	size_t targets[2][4096], nt[2] = {}, last_lm = 0;
+	int counts[A_COUNT] = {};
+	struct run_result a;
+	struct recs rs = {};
+
+	/* A run with enough of both kinds far enough from the end. */
+	for (int tries = 0;; tries++) {
+		record(self->dev, seed, kt_rand(&rng), 80, P_ASYNC, &rs, &a);
+		last_lm = recs_at(&rs, rs.n - 1)->landmark;
+		nt[0] = nt[1] = 0;
+		for (size_t i = 0; i < rs.n - 1; i++) {
+			const struct kvm_ft_rec *r = recs_at(&rs, i);
+
+			if (rec_async(r) && r->landmark >= 2 && r->landmark + 4 <= last_lm &&
+			    nt[r->type == KVM_FT_REC_DMA] < 4096)
+				targets[r->type == KVM_FT_REC_DMA][nt[r->type == KVM_FT_REC_DMA]++] = i;
+		}
+		if (nt[0] >= 4 && nt[1] >= 4)
+			break;
+		ASSERT_LT(tries, 5) TH_LOG("too few async records: %zu INTR, %zu DMA", nt[0], nt[1]);
+		vm_free(a.vm);
+		recs_free(&rs);
+	}
+	printf("# %zu records, %zu INTR and %zu DMA targets\n", rs.n, nt[0], nt[1]);
+	fflush(stdout);
+	for (int t = 0; t < 8 * A_COUNT; t++) {
+		enum amut m = (enum amut)(t % A_COUNT);
+		bool dma = m >= A_DMA_DATA || (m >= A_DROP && (t / A_COUNT) % 2);
+		size_t i = targets[dma][kt_rand(&rng) % nt[dma]];
+		struct kvm_ft_divergence div;
+		struct run_result b;
+		struct stream s;
+		struct rp w;
+
+		amutate(&s, &rs, m, i, &rng);
+		replay(self->dev, seed, kt_rand(&rng), 80, P_ASYNC, &s, &b, &w, &div);
+		if (!div.error || b.r != -EIO)
+			printf("# not detected: %s of %s record %zu (seq %llu), error %u, run %lld\n",
+			       amut_name[m], dma ? "DMA" : "INTR", i,
+			       (unsigned long long)recs_at(&rs, i)->seq, div.error, (long long)b.r);
+		fflush(stdout);
+		ASSERT_EQ(-EIO, b.r);
+		ASSERT_EQ(div.error, w.st->error);
+		switch (m) {
+		case A_RIP:
+			ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+			ASSERT_EQ(KVM_FT_DIV_RIP, div.reason);
+			ASSERT_EQ(recs_at(&rs, i)->seq, div.seq);
+			break;
+		case A_FLAGS:
+			ASSERT_EQ(KVM_FT_ERR_UNSUPPORTED, div.error);
+			ASSERT_EQ(recs_at(&rs, i)->seq, div.seq);
+			break;
+		case A_DMA_LEN:
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error);
+			ASSERT_EQ(KVM_FT_DIV_FORMAT, div.reason);
+			break;
+		default:
+			ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+			break;
+		}
+		counts[m]++;
+		replay_done(&b, &w);
+		free(s.buf);
+	}
+	for (int m = 0; m < A_COUNT; m++)
+		printf("# %s: %d detected\n", amut_name[m], counts[m]);
 	fflush(stdout);
 	vm_free(a.vm);
 	recs_free(&rs);

@@ -68,6 +68,7 @@ void guest_idt_handler(struct idt_frame *f)
 	guest_irq.last_vector = f->vector;
 	guest_irq.last_rip = f->rip;
 	guest_irq.per_vector[f->vector & 255]++;
+	guest_irq.hash = (guest_irq.hash ^ f->vector ^ (f->rip << 8)) * 0x9e3779b97f4a7c15ULL;
 	if (guest_irq.count < GUEST_IRQ_LOG) {
 		guest_irq.rip_log[guest_irq.count] = f->rip;
 		guest_irq.vector_log[guest_irq.count] = (uint8_t)f->vector;

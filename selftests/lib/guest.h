@@ -32,6 +32,7 @@ struct guest_irq_state {
 	volatile uint64_t last_vector;
 	volatile uint64_t last_rip;	/* RIP the interrupt was delivered at */
 	volatile uint64_t per_vector[256];
+	volatile uint64_t hash;		/* of every (vector, rip) in order */
 	/* The first GUEST_IRQ_LOG interrupts: delivery RIP and vector. */
 	volatile uint64_t rip_log[GUEST_IRQ_LOG];
 	volatile uint8_t vector_log[GUEST_IRQ_LOG];

@@ -347,6 +347,7 @@ void vm_free(struct kvm_vm *vm)
 		return;
 	if (vm->irq_thread_running)
 		vm_irq_thread_stop(vm);
+	vm_dma_thread_stop(vm);
 	if (vm->run)
 		munmap(vm->run, vm->run_size);
 	if (vm->vcpu_fd >= 0)
@@ -360,6 +361,7 @@ void vm_free(struct kvm_vm *vm)
 	munmap(vm->mem, vm->mem_size);
 	free(vm->io_log);
 	free(vm->irq_log);
+	free(vm->dma_log);
 	free(vm->output);
 	free(vm);
 }
@@ -464,25 +466,36 @@ static void handle_mmio(struct kvm_vm *vm)
 	}
 }
 
-int vm_queue_async(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
-		   const void *data, uint32_t len)
+/* One KVM_FT_QUEUE_ASYNC: 0 or -errno (-EAGAIN: the queue is full). */
+static int queue_async_once(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
+			    const void *data, uint32_t len)
 {
 	struct kvm_ft_async a = {
 		.type = type, .vector = vector, .gpa = gpa,
 		.data = (uint64_t)(uintptr_t)data, .len = len,
 	};
 
-	for (int i = 0; ioctl(vm->ft_fd, KVM_FT_QUEUE_ASYNC, &a); i++) {
-		if (errno != EAGAIN)
-			return -errno;
-		/* Full: the vCPU drains it at its next landmarks. */
-		KT_ASSERT(i < 200000, "KVM_FT_QUEUE_ASYNC full for 20 s");
-		__atomic_add_fetch(&vm->async_eagain, 1, __ATOMIC_RELAXED);
-		usleep(100);
+	if (ioctl(vm->ft_fd, KVM_FT_QUEUE_ASYNC, &a)) {
+		if (errno == EAGAIN)
+			__atomic_add_fetch(&vm->async_eagain, 1, __ATOMIC_RELAXED);
+		return -errno;
 	}
 	if (type == KVM_FT_ASYNC_IRQ)
 		__atomic_add_fetch(&vm->irqs_queued, 1, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int vm_queue_async(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
+		   const void *data, uint32_t len)
+{
+	int r;
+
+	/* Full: the vCPU drains it at its next landmarks. */
+	for (int i = 0; (r = queue_async_once(vm, type, vector, gpa, data, len)) == -EAGAIN; i++) {
+		KT_ASSERT(i < 200000, "KVM_FT_QUEUE_ASYNC full for 20 s");
+		usleep(100);
+	}
+	return r;
 }
 
 void vm_ft_async(struct kvm_vm *vm, int ft_fd, bool replay)
@@ -648,10 +661,11 @@ static void *irq_thread_fn(void *p)
 
 		usleep(vm->irq_min_us + (unsigned int)(kt_rand(&vm->irq_rng) % span));
 		if (vm->ft_fd) {
-			/* kvm_ft queues it and picks the landmark: no kick. */
-			int r = vm_queue_async(vm, KVM_FT_ASYNC_IRQ, vm->irq_vector, 0, NULL, 0);
+			/* kvm_ft queues it and picks the landmark: no kick. A full
+			 * queue (the guest does not exit, or stopped) drops it. */
+			int r = queue_async_once(vm, KVM_FT_ASYNC_IRQ, vm->irq_vector, 0, NULL, 0);
 
-			KT_ASSERT(!r, "KVM_FT_QUEUE_ASYNC: %s", strerror(-r));
+			KT_ASSERT(!r || r == -EAGAIN, "KVM_FT_QUEUE_ASYNC: %s", strerror(-r));
 			vm->irqs_requested++;
 			continue;
 		}
@@ -678,6 +692,67 @@ void vm_irq_thread_start(struct kvm_vm *vm, uint32_t vector,
 	vm->irq_thread_stop = false;
 	KT_ASSERT(!pthread_create(&vm->irq_thread, NULL, irq_thread_fn, vm), "pthread_create");
 	vm->irq_thread_running = true;
+}
+
+static void *dma_thread_fn(void *p)
+{
+	struct kvm_vm *vm = p;
+
+	while (!__atomic_load_n(&vm->dma_thread_stop, __ATOMIC_ACQUIRE)) {
+		unsigned int span = vm->dma_max_us - vm->dma_min_us + 1;
+		struct dma_event *d;
+		int r;
+
+		usleep(vm->dma_min_us + (unsigned int)(kt_rand(&vm->dma_rng) % span));
+		if (vm->dma_count == vm->dma_cap) {
+			vm->dma_cap = vm->dma_cap ? 2 * vm->dma_cap : 256;
+			vm->dma_log = realloc(vm->dma_log, vm->dma_cap * sizeof(*vm->dma_log));
+			KT_ASSERT(vm->dma_log, "realloc");
+		}
+		d = &vm->dma_log[vm->dma_count];
+		d->len = 8 + (uint32_t)(kt_rand(&vm->dma_rng) % (vm->dma_max_len - 7));
+		if (vm->dma_next + d->len > vm->dma_size)
+			vm->dma_next = 0;
+		d->gpa = vm->dma_gpa + vm->dma_next;
+		vm->dma_next += d->len;
+		for (uint32_t i = 0; i < d->len; i++)
+			d->data[i] = (uint8_t)kt_rand(&vm->dma_rng);
+		r = queue_async_once(vm, KVM_FT_ASYNC_DMA, 0, d->gpa, d->data, d->len);
+		KT_ASSERT(!r || r == -EAGAIN, "KVM_FT_QUEUE_ASYNC DMA: %s", strerror(-r));
+		if (r) {	/* full: not logged, the offset is reused */
+			vm->dma_next -= d->len;
+			continue;
+		}
+		__atomic_store_n(&vm->dma_count, vm->dma_count + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+void vm_dma_thread_start(struct kvm_vm *vm, uint64_t gpa, uint32_t size, uint32_t max_len,
+			 unsigned int min_us, unsigned int max_us, uint64_t seed)
+{
+	KT_ASSERT(vm->ft_fd && !vm->dma_thread_running && min_us <= max_us &&
+		  max_len >= 8 && max_len <= sizeof(vm->dma_log[0].data) && max_len <= size,
+		  "vm_dma_thread_start: bad arguments");
+	vm->dma_gpa = gpa;
+	vm->dma_size = size;
+	vm->dma_max_len = max_len;
+	vm->dma_next = 0;
+	vm->dma_min_us = min_us;
+	vm->dma_max_us = max_us;
+	vm->dma_rng = seed ? seed : 1;
+	vm->dma_thread_stop = false;
+	KT_ASSERT(!pthread_create(&vm->dma_thread, NULL, dma_thread_fn, vm), "pthread_create");
+	vm->dma_thread_running = true;
+}
+
+void vm_dma_thread_stop(struct kvm_vm *vm)
+{
+	if (!vm->dma_thread_running)
+		return;
+	__atomic_store_n(&vm->dma_thread_stop, true, __ATOMIC_RELEASE);
+	pthread_join(vm->dma_thread, NULL);
+	vm->dma_thread_running = false;
 }
 
 void vm_irq_thread_stop(struct kvm_vm *vm)

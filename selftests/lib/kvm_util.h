@@ -66,6 +66,13 @@ struct io_event {
 	uint64_t data;		/* little-endian, size bytes valid */
 };
 
+/* One DMA write queued by the DMA thread. */
+struct dma_event {
+	uint64_t gpa;
+	uint32_t len;
+	uint8_t data[256];
+};
+
 struct vm_opts {
 	uint64_t mem_size;	/* 0: VM_MEM_SIZE_DEFAULT */
 	bool unsafe_cpuid;	/* keep RDRAND/RDSEED/RDTSCP/RDPID and KVM PV leaves */
@@ -114,6 +121,16 @@ struct kvm_vm {
 	 * guest waits for the next queued interrupt. ft_replay: the module takes
 	 * interrupts from the replay ring; a HLT exit just re-enters.
 	 */
+	/* DMA thread (vm_dma_thread_start): what it queued, in order. */
+	pthread_t dma_thread;
+	bool dma_thread_running;
+	volatile bool dma_thread_stop;
+	uint64_t dma_gpa, dma_rng;
+	uint32_t dma_size, dma_max_len, dma_next;
+	unsigned int dma_min_us, dma_max_us;
+	struct dma_event *dma_log;
+	size_t dma_count, dma_cap;
+
 	int ft_fd;			/* 0: not in use */
 	bool ft_replay;
 	volatile uint64_t irqs_queued;	/* KVM_FT_QUEUE_ASYNC IRQs accepted */
@@ -184,9 +201,22 @@ void vm_kick(struct kvm_vm *vm);
  * replay: the attachment replays (interrupts come from its log).
  */
 void vm_ft_async(struct kvm_vm *vm, int ft_fd, bool replay);
-/* KVM_FT_QUEUE_ASYNC, retried while the queue is full; returns 0 or -errno. */
+/*
+ * KVM_FT_QUEUE_ASYNC, retried while the queue is full; returns 0 or -errno.
+ * (The IRQ and DMA threads do not retry: a full queue drops that input.)
+ */
 int vm_queue_async(struct kvm_vm *vm, uint32_t type, uint32_t vector, uint64_t gpa,
 		   const void *data, uint32_t len);
+
+/*
+ * A thread queueing DMA writes of random data (8..max_len <= 256 bytes) at
+ * random intervals in [min_us, max_us] into [gpa, gpa + size), at
+ * consecutive offsets (wrapping), so that writes close in time never
+ * overlap; logged in vm->dma_log. Needs vm_ft_async().
+ */
+void vm_dma_thread_start(struct kvm_vm *vm, uint64_t gpa, uint32_t size, uint32_t max_len,
+			 unsigned int min_us, unsigned int max_us, uint64_t seed);
+void vm_dma_thread_stop(struct kvm_vm *vm);
 
 /* The vCPU's RIP (outside KVM_RUN). */
 uint64_t vcpu_rip(struct kvm_vm *vm);
