@@ -25,6 +25,8 @@
  *                       to it                                       -> ok
  *   note KEY VALUE      a figure measured elsewhere (detection time, lag),
  *                       printed with the report                     -> ok
+ *   reset LABEL         a new guest starts (its numbers begin again): forget
+ *                       the stream, start a period                  -> ok
  *   report              "report label=L key=value ..." (see report())
  *   quit                                                            -> bye
  */
@@ -257,6 +259,13 @@ static void command(char *line, FILE *reply)
 
 	if (sscanf(line, "mark %63s %lld", a, &t) == 2) {
 		mark(a, t);
+		fputs("ok\n", reply);
+	} else if (sscanf(line, "reset %63s", a) == 1) {
+		memset(outs, 0, outs_cap * sizeof(*outs));
+		base = top = 0;
+		owner = -1;
+		say("=== new guest: %s", a);
+		mark(a, now_ms());
 		fputs("ok\n", reply);
 	} else if (sscanf(line, "note %63s %63s", a, b) == 2 && !strchr(a, '=')) {
 		size_t l = strlen(per.notes);

@@ -65,6 +65,11 @@ grep -c VIOLATION "$w/stdout" | grep -qx 3 && grep -q "gap, output 9 after 7" "$
 	grep -q "contradicts" "$w/stdout" && grep -q "both hosts emit" "$w/stdout"
 ok $? "each violation printed once, with its reason"
 
+[ "$(ask reset guest2)" = ok ] && echo "out 1 fedcba9876543210" >&$b && echo "out 2 $(h 2)" >&$b &&
+	expect "label=guest2 outputs=10 top=2 owner=B owner_at_mark=- top_at_mark=0 new=2 first_new=1 " &&
+	expect " switches=0 dups=0 dups_total=2 violations=3 "
+ok $? "reset: a new guest's stream starts again at 1, no new violation"
+
 [ "$(ask quit)" = bye ] && ! wait $pid
 ok $? "quit: exit status non-zero after violations"
 
