@@ -13,7 +13,8 @@
 # output stream (a FIFO read by the observer).
 #
 # Environment: TOP BUILD KVER (from make), E2E_PEER_TIMEOUT (ftd's
-# peer_timeout in the hosts, default 1000ms), E2E_MEM (MiB per host, 1536),
+# peer_timeout in the hosts, default 2000ms: nested TCG hosts sharing 2 cores
+# with other work saw heartbeat gaps of 1 s), E2E_MEM (MiB per host, 1536),
 # KEEP=1 keeps the work directory.
 
 e2e_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -122,7 +123,7 @@ bed_launch() {
 	qemu-system-x86_64 -accel tcg -cpu max -m "${E2E_MEM:-1536}" -smp 1 \
 		-display none -monitor none -no-reboot -nodefaults \
 		-kernel "$vm_kernel" -initrd "$e2e_rundir/initrd.gz" \
-		-append "$vm_append ft.node=$node ft.key=$e2e_key ft.nonce=$e2e_nonce ft.peer_timeout=${E2E_PEER_TIMEOUT:-1000ms}" \
+		-append "$vm_append ft.node=$node ft.key=$e2e_key ft.nonce=$e2e_nonce ft.peer_timeout=${E2E_PEER_TIMEOUT:-2000ms}" \
 		-chardev file,id=con,path="${console[$h]}" -serial chardev:con \
 		-chardev pipe,id=side,path="$w/$h.ctl" -serial chardev:side \
 		-chardev pipe,id=out,path="$w/$h.out" -serial chardev:out \

@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# A protected pair on the two-host bed (sourced by scenarios.sh and demo.sh,
+# after bed.sh): start it, fail it, measure it, check what the survivor and
+# the observer show. Sets seed (KVM_FT_SEED or random; RANDOM is seeded).
+
+. "$(dirname "${BASH_SOURCE[0]}")/bed.sh"
+
+seed=${KVM_FT_SEED:-$((RANDOM * 32768 + RANDOM))}
+RANDOM=$seed
+
+# The guest runs when ftvm is built and ftd takes its log from a VMM (it
+# knows the config key vmm_socket); else the test producer fills the ring.
+with_vm=0 vm_why=
+if [ ! -x "$FTVM" ]; then
+	vm_why="no $FTVM"
+elif ! grep -qa vmm_socket "$FTD"; then
+	vm_why="ftd does not serve a VMM yet (no vmm_socket)"
+else
+	with_vm=1
+fi
+ring=vm
+[ $with_vm = 1 ] || ring=file
+
+# pair_up TAG: a fresh protected pair, A primary, B backup, in sync.
+pair_up() {
+	local h s
+	for h in A B; do on $h 20 hostctl stop > /dev/null; done
+	# A new guest: its numbers start again (after what the old one's last
+	# lines may still have in flight on the serial ports).
+	sleep 1
+	obs reset "$1" > /dev/null
+	"$FTCTL" format-disk "$w/shared.img" --first-primary 1 > /dev/null || return 1
+	on B 10 hostctl ftd backup $ring && on A 10 hostctl ftd primary $ring || return 1
+	if [ $with_vm = 1 ]; then
+		# Both run the same guest (same seed: the devices' random choices
+		# on the backup come from the log, but the image must match).
+		s=$RANDOM
+		on B 10 hostctl vm e2e "$s" > /dev/null && on A 10 hostctl vm e2e "$s" > /dev/null || return 1
+	else
+		s=$RANDOM
+		on B 10 hostctl consume "$s" > /dev/null && on A 10 hostctl produce "$s" 100000000 2000 > /dev/null ||
+			return 1
+	fi
+	wait_st 30 A channel up || { e2e_log "$1: channel never came up"; return 1; }
+	[ $with_vm = 1 ] || return 0
+	# The guest's outputs flow from A before anything is done to the pair.
+	local end=$((SECONDS + 60))
+	while [ $SECONDS -le $end ]; do
+		[ "$(obs_get new)" -ge 3 ] 2>/dev/null && [ "$(obs_get owner)" = A ] && return 0
+		sleep 0.5
+	done
+	e2e_log "$1: no outputs from A within 60 s"
+	return 1
+}
+
+# figures TAG SURVIVOR T_KILL LAG: failure-to-event times from the survivor's ftd.
+figures() {
+	local tag=$1 s=$2 t=$3 lag=$4 off d l
+	off=$(clock_offset "$s")
+	d=$(event_ms "$s" "$off" "declared dead")
+	l=$(event_ms "$s" "$off" "LIVE alone")
+	on "$s" 10 hostctl events | python3 -c '
+import json, sys
+for l in sys.stdin:
+    try:
+        e = json.loads(l)
+    except ValueError:
+        continue
+    print("# %s events: %d ms %s" % (sys.argv[1], int(e["time_ms"]) - int(sys.argv[2]) - int(sys.argv[3]), e["message"]))' "$s" "$off" "$t" | tail -n 8
+	detect_ms=$([ -n "$d" ] && echo $((d - t)) || echo -)
+	golive_ms=$([ -n "$l" ] && echo $((l - t)) || echo -)
+	obs note detect_ms "$detect_ms" > /dev/null
+	obs note golive_ms "$golive_ms" > /dev/null
+	obs note backup_lag_records "${lag:--}" > /dev/null
+	echo "# figures $tag: detection ${detect_ms} ms, go-live ${golive_ms} ms after the kill (peer_timeout ${E2E_PEER_TIMEOUT:-2000ms}), backup lag ${lag:--} records"
+}
+
+# outputs_continue TAG HOST: the stream goes on from HOST, invariants held.
+outputs_continue() {
+	local tag=$1 h=$2 r end=$((SECONDS + 60))
+	[ $with_vm = 1 ] || { skip "$tag: outputs continue from $h" "$vm_why"; return; }
+	while [ $SECONDS -le $end ]; do
+		r=$(obs report)
+		[ "$(sed -n 's/.*\bnew=\([0-9]*\).*/\1/p' <<< "$r")" -ge 5 ] 2>/dev/null &&
+			[[ $r == *" owner=$h "* ]] && break
+		sleep 0.5
+	done
+	echo "# $r"
+	[[ $r == *" owner=$h "* ]] && [[ $r == *" violations=0 "* ]] &&
+		[ "$(sed -n 's/.*\bnew=\([0-9]*\).*/\1/p' <<< "$r")" -ge 5 ]
+	ok $? "$tag: outputs continue from $h: no gap, no contradiction, one host live"
+}
+
+# kill_host TAG VICTIM SURVIVOR: kill -9 the victim's QEMU at a random
+# moment; the survivor goes live alone, the outputs continue from it.
+kill_host() {
+	local tag=$1 victim=$2 surv=$3 lag t
+	sleep "$((RANDOM % 3)).$((RANDOM % 10))"
+	# Just before: the pair is in sync (no false detection so far).
+	on A 10 hostctl status > "$w/A.status"
+	on B 10 hostctl status > "$w/B.status"
+	lag=$(json lag_records < "$w/A.status")
+	[ "$(json role < "$w/A.status")" = primary ] && [ "$(json role < "$w/B.status")" = backup ] &&
+		[ "$(json channel < "$w/A.status")" = up ]
+	ok $? "$tag: before the kill A is primary, B backup, channel up (longest heartbeat gap so far: A $(json max_heartbeat_gap_ms < "$w/A.status") ms, B $(json max_heartbeat_gap_ms < "$w/B.status") ms)"
+	if [ $with_vm = 0 ]; then
+		on B 10 hostctl consumer > "$w/consumer"
+		ok $? "$tag: the backup verified every record it received byte-exact ($(cat "$w/consumer"))"
+	fi
+	t=$(e2e_now)
+	obs mark "$tag" "$t" > /dev/null
+	t=$(bed_kill "$victim")
+	e2e_log "$tag: killed host $victim's QEMU (lag $lag records)"
+	wait_st 30 "$surv" role live-alone
+	ok $? "$tag: $surv declared $victim dead, won the disk, live alone ($(st "$surv" arbitration))"
+	figures "$tag" "$surv" "$t" "$lag"
+	outputs_continue "$tag" "$surv"
+}
+
+# restart TAG HOST ROLE OTHER: boot the dead host again, start its ftd: it must
+# not go live (the epoch moved on), the survivor stays the only live node.
+restart() {
+	local tag=$1 h=$2 role=$3 other=$4 live=0 r end
+	bed_boot "$h"
+	ok $? "$tag: host $h booted again"
+	on "$h" 10 hostctl ftd "$role" $ring > /dev/null
+	[ $with_vm = 1 ] && on "$h" 10 hostctl vm e2e 1 > /dev/null
+	end=$((SECONDS + 10))
+	while [ $SECONDS -le $end ]; do
+		r=$(st "$h" role)
+		[ "$r" = live-alone ] && live=1
+		[ "$r" = halted ] && break
+		sleep 0.5
+	done
+	e2e_log "$tag: restarted $h is $r ($(st "$h" arbitration)), $other is $(st "$other" role)"
+	[ $live = 0 ] && [ "$(st "$other" role)" = live-alone ]
+	ok $? "$tag: restarted $h never went live ($r), $other still live alone"
+}
+
+
+# delay_figures: the output delay (guest's OUT exit -> line written) on a
+# primary whose backup is in sync, against ftvm alone without ftd or kvm_ft:
+# the difference is what the output rule adds.
+delay_figures() {
+	local p a
+	pair_up delay || { ok 1 "delay: pair up"; return; }
+	sleep 10
+	p=$(on A 20 hostctl vmstats)
+	for h in A B; do on $h 20 hostctl stop > /dev/null; done
+	a=$(on A 180 hostctl standalone 100)
+	ok $? "delay: ftvm standalone ran 100 outputs"
+	echo "# figures output delay, protected primary: ${p#*output delay }"
+	echo "# figures output delay, standalone ftvm:   ${a#*output delay }"
+}
