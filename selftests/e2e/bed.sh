@@ -15,7 +15,7 @@
 # Environment: TOP BUILD KVER (from make), E2E_PEER_TIMEOUT (ftd's
 # peer_timeout in the hosts, default 2000ms: nested TCG hosts sharing 2 cores
 # with other work saw heartbeat gaps of 1 s), E2E_MEM (MiB per host, 1536),
-# KEEP=1 keeps the work directory.
+# KEEP=1 keeps the work directory; FTD, FTCTL, FTRING, FTVM: other builds of them.
 
 e2e_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$e2e_here/../vm/lib.sh"
@@ -24,10 +24,10 @@ e2e_out=$BUILD/e2e
 E2E_VIRTIO="drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_modern_dev
 	drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci net/core/failover
 	drivers/net/net_failover drivers/net/virtio_net drivers/block/virtio_blk"
-FTD=$TOP/daemon/ftd
-FTCTL=$TOP/daemon/ftctl
-FTRING=$TOP/daemon/tests/tool_ftring
-FTVM=$BUILD/vmm/ftvm
+FTD=${FTD:-$TOP/daemon/ftd}
+FTCTL=${FTCTL:-$TOP/daemon/ftctl}
+FTRING=${FTRING:-$TOP/daemon/tests/tool_ftring}
+FTVM=${FTVM:-$BUILD/vmm/ftvm}
 
 declare -A qpid console ctl_in ctl_out boot_t0
 agent_id=0

@@ -40,7 +40,7 @@ ok $? "the link works both ways (192.0.2.1 <-> 192.0.2.2 through the proxy)"
 if [ -x "$FTVM" ]; then
 	r=$(on A 180 hostctl standalone 20)
 	ok $? "ftvm runs the guest on host A without ftd (nested KVM): 20 outputs"
-	echo "# figures standalone ftvm, $r"
+	echo "$r" | sed 's/^/# standalone ftvm: /'
 fi
 
 for trial in $(seq "$trials"); do
