@@ -35,7 +35,8 @@ export KVER KDIR KVM_SRC
 DEPS := gcc make pkg-config xz-utils linux-image-amd64 linux-headers-amd64 \
 	linux-source-6.1 libsystemd-dev libnl-genl-3-dev libsodium-dev \
 	qemu-system-x86 busybox-static cpio kmod spin \
-	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs
+	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs \
+	libxxhash-dev
 
 .PHONY: all deps modules daemon selftests vmm check check-host check-vm check-e2e soak-e2e bench demo \
 	install dkms-install deb check-packaging clean

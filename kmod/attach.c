@@ -198,6 +198,8 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	for (i = 0; i < ARRAY_SIZE(a.reserved); i++)
 		if (a.reserved[i])
 			return -EOPNOTSUPP;
+	if (a.reserved0)
+		return -EOPNOTSUPP;
 	order = a.ring_order ? a.ring_order : KVM_FT_RING_ORDER_DEFAULT;
 	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
 		return -EINVAL;
@@ -261,6 +263,8 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	ft->vcpu = vcpu;
 	ft->mode = a.mode;
 	ft->vm_pid = kvm->userspace_pid;
+	ft_digest_init(ft, a.digest_interval == KVM_FT_DIGEST_OFF ? 0 :
+			   a.digest_interval ?: KVM_FT_DIGEST_INTERVAL_DEFAULT);
 	/*
 	 * Without the flag FT_S_CPUID_OK stays clear even when the check above
 	 * passed: a KVM_SET_CPUID2 between now and the first KVM_RUN (after
@@ -446,6 +450,10 @@ static long ft_vm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return ft_replay_get_divergence(ft, (void __user *)arg);
 	case KVM_FT_QUEUE_ASYNC:
 		return ft_async_queue(ft, (const struct kvm_ft_async __user *)arg);
+	case KVM_FT_REQUEST_MEM_DIGEST:
+		return ft_digest_request(ft);
+	case KVM_FT_GET_DIGEST:
+		return ft_digest_get(ft, (void __user *)arg);
 	case KVM_FT_DETACH:
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;

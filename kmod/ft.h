@@ -25,6 +25,22 @@ enum {
 	FT_S_STOPPED,		/* we stopped the VM (kvm->vm_dead) */
 	FT_S_ASYNC_QUEUED,	/* async_work is queued on the vCPU thread */
 	FT_S_RP_ASYNC,		/* replay: a landmark's async records to process */
+	FT_S_MEM_DIGEST_REQ,	/* record: a memory digest is requested */
+	FT_S_DIGEST_QUEUED,	/* record: dg.work is queued on the vCPU thread */
+};
+
+/* Digests of one attachment (digest.c). */
+struct ft_digest {
+	u32 interval;			/* landmarks between register digests; 0 = none */
+	/* vCPU thread only */
+	bool regs_valid;		/* at a digest point, its first record not yet taken */
+	u64 regs, regs_rip;		/* register digest of that point, when one is due */
+	u64 next_due;			/* first landmark that may carry a register digest */
+	bool expect_reg;		/* replay: a REG_DIGEST must be the next record */
+	bool expect_mem;		/* replay: a MEM_DIGEST must follow (announced) */
+	u64 mem_landmark;		/* record: landmark of the memory digest in work */
+	struct callback_head work;	/* record: hashes guest memory */
+	struct kvm_ft_digest info;	/* under ring.lock: KVM_FT_GET_DIGEST */
 };
 
 /* One input queued by KVM_FT_QUEUE_ASYNC (async.c). */
@@ -74,6 +90,7 @@ struct ft_vm {
 	struct kvm_ft_rec_intr rp_intr;	/* vCPU thread: INTR to inject at the next entry */
 	u64 rp_intr_pos;
 	bool rp_intr_pending;
+	struct ft_digest dg;
 	struct ft_ring ring;
 };
 
@@ -150,6 +167,10 @@ struct ft_vm *ft_replay_target(struct kvm_vcpu *vcpu);
 enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 				  u64 exit_code);
 void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size);
+void ft_replay_fail(struct ft_vm *ft, u32 error, u32 reason, u64 pos,
+		    const struct kvm_ft_rec *taken,
+		    const struct kvm_ft_div_event *exp,
+		    const struct kvm_ft_div_event *act);
 long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg);
 void ft_replay_async(struct ft_vm *ft);
 void ft_replay_intr_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
@@ -162,6 +183,19 @@ void ft_async_kick(struct ft_vm *ft);
 void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 void ft_async_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 bool ft_async_own_irq(struct ft_vm *ft, u32 vector);
+
+/* digest.c */
+void ft_digest_init(struct ft_vm *ft, u32 interval);
+void ft_digest_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu);
+void ft_digest_mark(struct ft_vm *ft, struct kvm_ft_rec *hdr);
+void ft_digest_recorded(struct ft_vm *ft, const struct kvm_ft_rec *hdr);
+int ft_digest_take(struct ft_vm *ft, struct kvm_vcpu *vcpu, struct ft_take_err *err);
+int ft_digest_async(struct ft_vm *ft, const struct kvm_ft_rec *h, u64 pos);
+void ft_digest_replayed(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+			const struct kvm_ft_rec *h);
+bool ft_digest_mem_point(const struct kvm_ft_rec *h);
+long ft_digest_request(struct ft_vm *ft);
+long ft_digest_get(struct ft_vm *ft, void __user *uarg);
 
 /* svm.c */
 int ft_svm_init(void);

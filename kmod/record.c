@@ -182,7 +182,11 @@ void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn)
 void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 	       const void *data, u32 data_len, bool sync)
 {
-	int r = ft_ring_append(&ft->ring, hdr, hdr_len, data, data_len, sync);
+	int r;
+
+	if (sync)
+		ft_digest_mark(ft, hdr);
+	r = ft_ring_append(&ft->ring, hdr, hdr_len, data, data_len, sync);
 
 	if (r == -ENOSPC) {
 		ft_record_fail(ft, KVM_FT_ERR_OVERRUN);
@@ -200,9 +204,15 @@ void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,
 		ft_ring_wake(&ft->ring, true);
 	if (r & FT_RING_LOW)
 		ft_queue_wait(ft, wait_space);
-	/* A new landmark: queued DMA is applied before the next entry. */
-	if (sync)
+	/*
+	 * A new landmark: queued DMA is applied before the next entry, and the
+	 * digests follow the record. task_work runs last-queued first, so a
+	 * memory digest hashes memory before that DMA is applied.
+	 */
+	if (sync) {
 		ft_async_kick(ft);
+		ft_digest_recorded(ft, hdr);
+	}
 }
 
 static inline u64 rip_of(struct kvm_vcpu *vcpu)
@@ -225,6 +235,7 @@ void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 	/* Before this exit's own records: the guest took it before them. */
 	if (ft->intr_pending)
 		intr_check_delivered(ft, vcpu);
+	ft_digest_exit(ft, vcpu);
 	if (!is_guest_mode(vcpu) && ft_svm_exit_code(vcpu) == SVM_EXIT_HLT) {
 		struct kvm_ft_rec_hlt rec = {
 			.hdr.type = KVM_FT_REC_HLT,

@@ -46,10 +46,10 @@ static const char *const err_name[] = {
 };
 
 /* Stop the VM with @error; the first report of the ring is kept. */
-static void replay_fail(struct ft_vm *ft, u32 error, u32 reason, u64 pos,
-			const struct kvm_ft_rec *taken,
-			const struct kvm_ft_div_event *exp,
-			const struct kvm_ft_div_event *act)
+void ft_replay_fail(struct ft_vm *ft, u32 error, u32 reason, u64 pos,
+		    const struct kvm_ft_rec *taken,
+		    const struct kvm_ft_div_event *exp,
+		    const struct kvm_ft_div_event *act)
 {
 	struct ft_ring *r = &ft->ring;
 	unsigned long irqf;
@@ -89,8 +89,8 @@ void ft_replay_unsupported(struct ft_vm *ft, u32 type, u64 addr, u32 size)
 		.addr = addr, .size = size,
 	};
 
-	replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
-		    READ_ONCE(ft->ring.tail), NULL, NULL, &act);
+	ft_replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+		       READ_ONCE(ft->ring.tail), NULL, NULL, &act);
 }
 
 long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg)
@@ -173,6 +173,9 @@ static u32 fixed_len(u16 type)
 		return sizeof(struct kvm_ft_rec_dma);
 	case KVM_FT_REC_RDRAND:
 		return sizeof(struct kvm_ft_rec_rand);
+	case KVM_FT_REC_REG_DIGEST:
+	case KVM_FT_REC_MEM_DIGEST:
+		return sizeof(struct kvm_ft_rec_digest);
 	}
 	return 0;
 }
@@ -181,10 +184,12 @@ static u32 fixed_len(u16 type)
 static bool rec_valid(const struct kvm_ft_rec *h)
 {
 	bool out = h->type == KVM_FT_REC_PIO_OUT || h->type == KVM_FT_REC_MMIO_WRITE;
-	bool async = h->type == KVM_FT_REC_INTR || h->type == KVM_FT_REC_DMA;
-	u16 want_flags = out ? KVM_FT_RF_OUTPUT : async ? KVM_FT_RF_ASYNC : 0;
+	u16 want_flags = out ? KVM_FT_RF_OUTPUT : ft_rec_async(h->type) ? KVM_FT_RF_ASYNC : 0;
 
-	if (h->flags != want_flags)
+	/* Where the recorder may announce a memory digest (digest.c). */
+	if ((h->flags & ~KVM_FT_RF_MEM_DIGEST) != want_flags)
+		return false;
+	if ((h->flags & KVM_FT_RF_MEM_DIGEST) && !ft_digest_mem_point(h))
 		return false;
 	if (h->type == KVM_FT_REC_DMA) {
 		const struct kvm_ft_rec_dma *d = (const void *)h;
@@ -236,6 +241,7 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 	const struct kvm_ft_rec_hlt *hlt = (const void *)h;
 	const struct kvm_ft_rec_intr *in = (const void *)h;
 	const struct kvm_ft_rec_dma *dma = (const void *)h;
+	const struct kvm_ft_rec_digest *dig = (const void *)h;
 	u64 v = 0;
 
 	memset(e, 0, sizeof(*e));
@@ -271,6 +277,12 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 		e->addr = dma->gpa;
 		e->size = dma->len;
 		break;
+	case KVM_FT_REC_REG_DIGEST:
+	case KVM_FT_REC_MEM_DIGEST:
+		e->rip = dig->rip;
+		e->addr = dig->bytes;
+		e->value = dig->digest;
+		break;
 	default:	/* every other type starts with rip, or is unsupported */
 		e->rip = hlt->rip;
 		break;
@@ -284,7 +296,7 @@ static enum ft_replay_act diverge(struct ft_vm *ft, u32 reason, u64 pos,
 	struct kvm_ft_div_event exp;
 
 	rec_event(h, &exp);
-	replay_fail(ft, KVM_FT_ERR_DIVERGENCE, reason, pos, h, &exp, act);
+	ft_replay_fail(ft, KVM_FT_ERR_DIVERGENCE, reason, pos, h, &exp, act);
 	return FT_RP_ABANDON;
 }
 
@@ -335,23 +347,24 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 		return FT_RP_KVM;
 	}
 
-	len = ft_ring_take(&ft->ring, h, &err);
+	len = ft_digest_take(ft, vcpu, &err);
 	if (len == -EAGAIN) {
 		ft_queue_wait(ft, wait_records);
 		return FT_RP_ABANDON;
 	}
 	if (len == -EBADMSG) {
-		replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
-			    NULL, NULL, &act);
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+			       NULL, NULL, &act);
 		return FT_RP_ABANDON;
 	}
 	if (len < 0)		/* ring in error: the VM is stopping */
 		return FT_RP_ABANDON;
+	pos = READ_ONCE(ft->ring.tail) - len;	/* digests before it were consumed */
 	if (!rec_valid(h)) {
 		struct kvm_ft_div_event exp = { .type = h->type };
 
-		replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, pos,
-			    h, &exp, &act);
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, pos,
+			       h, &exp, &act);
 		return FT_RP_ABANDON;
 	}
 	if ((h->type == KVM_FT_REC_INTR &&
@@ -361,8 +374,8 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 		struct kvm_ft_div_event exp;
 
 		rec_event(h, &exp);
-		replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
-			    pos, h, &exp, &act);
+		ft_replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+			       pos, h, &exp, &act);
 		return FT_RP_ABANDON;
 	}
 	if (h->type != act.type)
@@ -370,6 +383,8 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	/* Every replayable record has rip right after the header. */
 	if (((const struct kvm_ft_rec_hlt *)h)->rip != act.rip)
 		return diverge(ft, KVM_FT_DIV_RIP, pos, h, &act);
+	/* Before the instruction's effects: its registers are the digest point. */
+	ft_digest_replayed(ft, vcpu, h);
 
 	switch (h->type) {
 	case KVM_FT_REC_PIO_IN:
@@ -443,8 +458,7 @@ enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	 */
 	if (act != FT_RP_ABANDON && READ_ONCE(ft->ring.landmark) != lm &&
 	    !ft_ring_error(&ft->ring) &&
-	    (!ft_ring_peek(&ft->ring, &next) ||
-	     next == KVM_FT_REC_INTR || next == KVM_FT_REC_DMA)) {
+	    (!ft_ring_peek(&ft->ring, &next) || ft_rec_async(next))) {
 		set_bit(FT_S_RP_ASYNC, &ft->state);
 		ft_async_kick(ft);
 	}
@@ -473,13 +487,13 @@ void ft_replay_async(struct ft_vm *ft)
 				break;	/* replay ended, or a fatal signal */
 			continue;
 		}
-		if (type != KVM_FT_REC_INTR && type != KVM_FT_REC_DMA)
+		if (!ft_rec_async(type))
 			break;
 		pos = READ_ONCE(ft->ring.tail);
 		len = ft_ring_take(&ft->ring, h, &err);
 		if (len == -EBADMSG) {
-			replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
-				    NULL, NULL, NULL);
+			ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+				       NULL, NULL, NULL);
 			break;
 		}
 		if (len < 0)
@@ -487,10 +501,16 @@ void ft_replay_async(struct ft_vm *ft)
 		if (!rec_valid(h)) {
 			struct kvm_ft_div_event exp = { .type = h->type };
 
-			replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT,
-				    pos, h, &exp, NULL);
+			ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT,
+				       pos, h, &exp, NULL);
 			break;
 		}
+		/* Digests come first: before this landmark's DMA and INTR. */
+		r = ft_digest_async(ft, h, pos);
+		if (r < 0)
+			break;
+		if (r > 0)
+			continue;
 		if (h->type == KVM_FT_REC_DMA) {
 			const struct kvm_ft_rec_dma *d = (const void *)h;
 
@@ -501,8 +521,8 @@ void ft_replay_async(struct ft_vm *ft)
 				struct kvm_ft_div_event exp;
 
 				rec_event(h, &exp);
-				replay_fail(ft, KVM_FT_ERR_DIVERGENCE, KVM_FT_DIV_ADDR,
-					    pos, h, &exp, NULL);
+				ft_replay_fail(ft, KVM_FT_ERR_DIVERGENCE, KVM_FT_DIV_ADDR,
+					       pos, h, &exp, NULL);
 				break;
 			}
 			continue;
@@ -511,8 +531,8 @@ void ft_replay_async(struct ft_vm *ft)
 			struct kvm_ft_div_event exp;
 
 			rec_event(h, &exp);
-			replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
-				    pos, h, &exp, NULL);
+			ft_replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+				       pos, h, &exp, NULL);
 			break;
 		}
 		/* At most one INTR per landmark: it is delivered at this entry. */

@@ -580,7 +580,7 @@ int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err)
 		ret = take_fail(err, KVM_FT_DIV_SEQ, pos);
 		goto out;
 	}
-	sync = hdr->type != KVM_FT_REC_INTR && hdr->type != KVM_FT_REC_DMA;
+	sync = !ft_rec_async(hdr->type);
 	if (hdr->landmark != r->landmark + sync) {
 		ret = take_fail(err, KVM_FT_DIV_LANDMARK, pos);
 		goto out;

@@ -89,6 +89,13 @@ struct ft_take_err {
 	u64 pos;
 };
 
+/* Asynchronous records carry the landmark of the last synchronous one. */
+static inline bool ft_rec_async(u32 type)
+{
+	return type == KVM_FT_REC_INTR || type == KVM_FT_REC_DMA ||
+	       type == KVM_FT_REC_REG_DIGEST || type == KVM_FT_REC_MEM_DIGEST;
+}
+
 int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err);
 bool ft_ring_replay_ready(struct ft_ring *r);
 int ft_ring_peek(struct ft_ring *r, u16 *type);

@@ -17,8 +17,15 @@ int ft_open(void)
 
 int ft_attach(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t ring_order)
 {
+	return ft_attach_digest(dev_fd, vm_fd, mode, flags, ring_order, KVM_FT_DIGEST_OFF);
+}
+
+int ft_attach_digest(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags,
+		     uint32_t ring_order, uint32_t digest_interval)
+{
 	struct kvm_ft_attach a = {
 		.vm_fd = vm_fd, .mode = mode, .flags = flags, .ring_order = ring_order,
+		.digest_interval = digest_interval,
 	};
 	int fd = ioctl(dev_fd, KVM_FT_ATTACH, &a);
 

@@ -25,8 +25,14 @@ struct ft_ring {
 
 /* Open /dev/kvm_ft; -errno on failure. */
 int ft_open(void);
-/* KVM_FT_ATTACH; returns the ft fd or -errno. */
+/*
+ * KVM_FT_ATTACH without register digests (tests of exact records); returns
+ * the ft fd or -errno.
+ */
 int ft_attach(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t ring_order);
+/* The same with a digest interval (0: the module's default). */
+int ft_attach_digest(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags,
+		     uint32_t ring_order, uint32_t digest_interval);
 
 /* GET_INFO and map both parts; 0 or -errno. */
 int ft_ring_map(struct ft_ring *r, int ft_fd);
