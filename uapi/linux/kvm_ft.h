@@ -31,7 +31,10 @@
  *       host (RDRAND, RDSEED, RDTSCP, RDPID) and KVM's paravirtual features
  *       that let the host write guest memory behind the log (kvmclock,
  *       steal time, async page faults, PV EOI), unless
- *       KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID is given.
+ *       KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID is given. digest_interval sets
+ *       how often register digests are logged (RECORD) or expected (REPLAY):
+ *       0 = KVM_FT_DIGEST_INTERVAL_DEFAULT, KVM_FT_DIGEST_OFF = never; the
+ *       backup must be attached with the primary's value (see DIGESTS).
  *       Errors:
  *         EPERM       caller lacks CAP_SYS_ADMIN
  *         EFAULT      bad pointer
@@ -94,6 +97,18 @@
  *       Errors: EPERM (no CAP_SYS_ADMIN).
  *
  *   KVM_FT_GET_DIVERGENCE: see THE REPLAY RING.
+ *
+ *   KVM_FT_REQUEST_MEM_DIGEST (no argument)
+ *       RECORD only: log a digest of guest memory at the next landmark that
+ *       allows one (see DIGESTS). Returns at once; a second request before
+ *       the digest is logged is the same request. KVM_FT_GET_DIGEST says
+ *       when it is logged (flags, mem_count).
+ *       Errors: EPERM (no CAP_SYS_ADMIN), EINVAL (not recording).
+ *
+ *   KVM_FT_GET_DIGEST (struct kvm_ft_digest *, out)
+ *       The interval, whether a memory digest is pending, and the count,
+ *       landmark and value of the last register and memory digest logged
+ *       (RECORD) or matched (REPLAY). Errors: EFAULT.
  *
  *   KVM_FT_QUEUE_ASYNC (struct kvm_ft_async *, in)
  *       Hand kvm_ft an asynchronous input for the guest: an external
@@ -171,8 +186,8 @@
  *   landmark is the 1-based ordinal of the synchronous record among all
  *   synchronous records of the attachment, so the n-th synchronous record
  *   has landmark n on any host that executes the same instruction stream.
- *   An *asynchronous* record (INTR, DMA) carries the landmark of the last
- *   synchronous record before it (0 if none).
+ *   An *asynchronous* record (INTR, DMA, REG_DIGEST, MEM_DIGEST) carries
+ *   the landmark of the last synchronous record before it (0 if none).
  *
  * ASYNCHRONOUS INPUTS
  *
@@ -236,7 +251,7 @@
  *   KVM_FT_RING_RESERVE, inside the data area and before producer; a pad
  *   exactly to the end of the area; type known; seq the next one (gapless
  *   from 1); landmark the next synchronous ordinal; flags exactly those of
- *   the type; the length exactly that of the type (PIO: size 1, 2 or 4,
+ *   the type (plus KVM_FT_RF_MEM_DIGEST where DIGESTS allows it); the length exactly that of the type (PIO: size 1, 2 or 4,
  *   count >= 1, size * count <= 4096). Any violation is
  *   KVM_FT_ERR_BAD_RECORD. A valid record that does not match the exit the
  *   vCPU takes (type, RIP, port, size, count, access direction, CPUID
@@ -282,6 +297,13 @@
  *   producer value within a jiffy; poll() on the ft fd wakes it at once.
  *   Detach or a switch to LIVE ends replay: the vCPU runs live from there.
  *
+ *   Digest records are checked as DIGESTS describes; a mismatch, or one
+ *   that is missing where due or present where not, is
+ *   KVM_FT_ERR_DIVERGENCE with reason KVM_FT_DIV_REG_DIGEST or
+ *   KVM_FT_DIV_MEM_DIGEST, expected = the record (value = digest, addr =
+ *   bytes, rip), actual = what the backup computed (or the record it found
+ *   instead, by type).
+ *
  *   A record that passed the generic checks (len, seq, landmark) is
  *   consumed before it is compared: after a divergence, or a type-specific
  *   format error, status->consumer is past it and the report's pos, seq and
@@ -294,6 +316,36 @@
  *   KVM_FT_GET_DIVERGENCE (struct kvm_ft_divergence *, out)
  *       The first error of a replay ring (error 0 if none yet). In record
  *       mode error is always 0. Errors: EFAULT.
+ *
+ * DIGESTS
+ *
+ *   A digest point is an exit at which the backup takes a record (IOIO,
+ *   RDTSC, CPUID, RDMSR, HLT); the first synchronous record an exit
+ *   produces is "at" its digest point. Both digests are xxh64 with seed 0.
+ *
+ *   Register digests. The first record at a digest point with landmark
+ *   >= 1, then the first one at least digest_interval landmarks after the
+ *   previous digest, is followed at once by a REG_DIGEST record (same
+ *   landmark): the hash of 34 little-endian u64 taken at that exit before
+ *   the instruction executed: RAX RCX RDX RBX RSP RBP RSI RDI R8..R15,
+ *   RIP, RFLAGS, CR0, CR3, CR4, EFER, then selector and base of CS, SS, DS,
+ *   ES, FS, GS. rip is that RIP. The backup computes the same at its exit,
+ *   follows the same rule and compares.
+ *
+ *   Memory digests. After KVM_FT_REQUEST_MEM_DIGEST, the next record at a
+ *   digest point of an instruction that writes no guest memory (PIO of one
+ *   element, RDTSC, CPUID, RDMSR) carries KVM_FT_RF_MEM_DIGEST. Before the
+ *   vCPU next enters the guest (or returns to user space, i.e. before the
+ *   VMM completes that exit) the module hashes guest memory and logs a
+ *   MEM_DIGEST record with that landmark, after the register digest if
+ *   any and before the landmark's DMA inputs. The hash covers, for every
+ *   user memslot of address space 0 in ascending guest-physical order, its
+ *   gpa and size (little-endian u64) then its bytes; a page that cannot be
+ *   read counts as zeros; bytes = the memslot sizes summed. The backup,
+ *   seeing the flag, hashes its memory at the same point (waiting for the
+ *   MEM_DIGEST record if it is not published yet) and compares. Guest
+ *   memory the VMM writes itself, outside KVM_FT_QUEUE_ASYNC, is seen by
+ *   the digest on one side only: a divergence.
  *
  * GENERIC NETLINK
  *
@@ -484,8 +536,8 @@ enum kvm_ft_div_reason {
 	KVM_FT_DIV_DATA		= 10,	/* DIVERGENCE: output data */
 	KVM_FT_DIV_UNSUPPORTED	= 11,	/* UNSUPPORTED: record or exit not replayable */
 	KVM_FT_DIV_BLOCKED	= 12,	/* DIVERGENCE: the guest cannot take the INTR here */
-	KVM_FT_DIV_REG_DIGEST	= 12,	/* DIVERGENCE: register digest differs or is missing */
-	KVM_FT_DIV_MEM_DIGEST	= 13,	/* DIVERGENCE: memory digest differs or is missing */
+	KVM_FT_DIV_REG_DIGEST	= 13,	/* DIVERGENCE: register digest differs or is missing */
+	KVM_FT_DIV_MEM_DIGEST	= 14,	/* DIVERGENCE: memory digest differs or is missing */
 };
 
 /* One side of a divergence: what the record says, or what the vCPU did. */
@@ -662,8 +714,9 @@ struct kvm_ft_rec_rand {
 /*
  * REG_DIGEST: the digest of the registers at the exit of the synchronous
  * record it follows (landmark = that record's), taken before the exit was
- * handled. MEM_DIGEST: the digest of guest memory after that exit, before
- * the next guest entry. See DIGESTS.
+ * handled. MEM_DIGEST: the digest of guest memory after the exit of the
+ * record that announced it (KVM_FT_RF_MEM_DIGEST), before the next guest
+ * entry. See DIGESTS.
  */
 struct kvm_ft_rec_digest {
 	struct kvm_ft_rec hdr;
