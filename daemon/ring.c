@@ -32,6 +32,7 @@ uint32_t ft_rec_min_len(unsigned int type)
 	case KVM_FT_REC_HLT:		return sizeof(struct kvm_ft_rec_hlt);
 	case KVM_FT_REC_INTR:		return sizeof(struct kvm_ft_rec_intr);
 	case KVM_FT_REC_RDRAND:		return sizeof(struct kvm_ft_rec_rand);
+	case KVM_FT_REC_DMA:		return sizeof(struct kvm_ft_rec_dma);
 	default:			return 0;
 	}
 }
@@ -82,6 +83,13 @@ int ft_rec_check(const void *buf, size_t avail, uint64_t seq, const char **why)
 		memcpy(&m, buf, sizeof(m));
 		if (m.len < 1 || m.len > 8)
 			return bad(why, "MMIO length not 1..8");
+	} else if (h.type == KVM_FT_REC_DMA) {
+		struct kvm_ft_rec_dma d;
+
+		memcpy(&d, buf, sizeof(d));
+		if (d.len < 1 || d.len > KVM_FT_DMA_MAX)
+			return bad(why, "DMA length not 1..KVM_FT_DMA_MAX");
+		want = round8(sizeof(d) + (uint64_t)d.len);
 	}
 	if (h.len != want)
 		return bad(why, "record length does not match its type");
