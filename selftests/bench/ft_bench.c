@@ -11,7 +11,12 @@
  *  3. average bytes per record of a mixed guest (PIO, MMIO, CPUID, RDTSC);
  *  4. replay speed: a replayable guest (IN, RDTSC, CPUID, OUT) recorded on
  *     one VM, then replayed on another from a pre-filled replay ring, as
- *     synchronous records/s of each and their ratio.
+ *     synchronous records/s of each and their ratio;
+ *  5. interrupt delivery delay added by landmark deferral: IRQs queued with
+ *     KVM_FT_QUEUE_ASYNC at random times into a recording guest that exits
+ *     at every iteration, and into one that spins ~1 ms between exits;
+ *     median/p99/max in microseconds (queue to the first exit after
+ *     delivery, as the VMM sees it) and in guest exits.
  *
  * Sizes can be changed with KVM_FT_BENCH_SCALE (default 1.0).
  */
@@ -280,6 +285,127 @@ static void replay_speed(uint64_t n)
 	vm_free(b);
 }
 
+/* Guests for the delay: exit (IN) every iteration, spinning `spin` between. */
+static volatile uint64_t delay_stop;
+
+static void guest_irq_loop(void *arg)
+{
+	uint64_t spin = (uint64_t)(uintptr_t)arg, h = 0;
+
+	sti();
+	while (!delay_stop) {
+		for (uint64_t j = spin; j; j--) {
+			h += j;
+			__asm__ volatile("" : "+r"(h));
+		}
+		inb(RANDOM_PORT);
+	}
+	cli();
+}
+
+struct delay {
+	struct kvm_vm *vm;
+	int fd;
+	unsigned int n, done;
+	volatile uint64_t *count;	/* guest_irq.count in guest memory */
+	uint64_t seen;
+	volatile bool delivered;
+	double t_q;
+	uint64_t exits_q;
+	double *us, *exits;
+};
+
+static uint64_t ft_exits(int fd)
+{
+	struct kvm_ft_stats st;
+
+	KT_ASSERT(!ioctl(fd, KVM_FT_GET_STATS, &st), "stats");
+	return st.exits;
+}
+
+/* vCPU thread, after each exit: did the guest take the interrupt? */
+static void delay_exit_hook(struct kvm_vm *vm)
+{
+	struct delay *d = vm->exit_hook_arg;
+
+	if (*d->count == d->seen)
+		return;
+	d->seen = *d->count;
+	d->us[d->done] = (kt_now() - d->t_q) * 1e6;
+	d->exits[d->done] = (double)(ft_exits(d->fd) - d->exits_q);
+	d->done++;
+	__atomic_store_n(&d->delivered, true, __ATOMIC_RELEASE);
+}
+
+static void *delay_queue_fn(void *p)
+{
+	struct delay *d = p;
+	uint64_t rng = 0x1234567;
+
+	for (unsigned int i = 0; i < d->n; i++) {
+		double t0;
+
+		usleep(50 + (unsigned int)(kt_rand(&rng) % 500));
+		__atomic_store_n(&d->delivered, false, __ATOMIC_RELEASE);
+		d->exits_q = ft_exits(d->fd);
+		d->t_q = kt_now();
+		KT_ASSERT(!vm_queue_async(d->vm, KVM_FT_ASYNC_IRQ, 0x50, 0, NULL, 0), "queue");
+		for (t0 = kt_now(); !__atomic_load_n(&d->delivered, __ATOMIC_ACQUIRE); usleep(20))
+			KT_ASSERT(kt_now() - t0 < 10, "interrupt %u not delivered in 10 s", i);
+	}
+	VM_SET_GLOBAL(d->vm, delay_stop, 1);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void irq_delay(const char *name, uint64_t spin, unsigned int n)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_vm *vm = vm_create(&o, guest_irq_loop, (void *)(uintptr_t)spin);
+	struct delay d = { .vm = vm, .n = n };
+	struct drain dr = { 0 };
+	pthread_t tq, td;
+	struct ucall uc;
+	int dev = ft_open();
+
+	KT_ASSERT(dev >= 0, "open /dev/kvm_ft");
+	d.fd = ft_attach(dev, vm->vm_fd, KVM_FT_MODE_RECORD, 0, 22);
+	KT_ASSERT(d.fd >= 0, "attach");
+	KT_ASSERT(!ft_ring_map(&dr.ring, d.fd), "map");
+	dr.fd = d.fd;
+	d.count = vm_gpa2hva(vm, (uint64_t)(uintptr_t)&guest_irq.count, 8);
+	d.us = calloc(n, sizeof(double));
+	d.exits = calloc(n, sizeof(double));
+	KT_ASSERT(d.us && d.exits, "calloc");
+	vm_ft_async(vm, d.fd, false);
+	vm->exit_hook = delay_exit_hook;
+	vm->exit_hook_arg = &d;
+	KT_ASSERT(!pthread_create(&td, NULL, drain_fn, &dr), "pthread_create");
+	KT_ASSERT(!pthread_create(&tq, NULL, delay_queue_fn, &d), "pthread_create");
+	vcpu_run_expect(vm, UCALL_DONE, &uc);
+	pthread_join(tq, NULL);
+	__atomic_store_n(&dr.stop, true, __ATOMIC_RELEASE);
+	pthread_join(td, NULL);
+	KT_ASSERT(d.done == n, "%u of %u interrupts measured", d.done, n);
+	qsort(d.us, n, sizeof(double), cmp_double);
+	qsort(d.exits, n, sizeof(double), cmp_double);
+	printf("# bench: IRQ delay (%s, %u IRQs): median %.0f us / %.0f exits, p99 %.0f us / %.0f exits, "
+	       "max %.0f us / %.0f exits\n", name, n, d.us[n / 2], d.exits[n / 2],
+	       d.us[n * 99 / 100], d.exits[n * 99 / 100], d.us[n - 1], d.exits[n - 1]);
+	free(d.us);
+	free(d.exits);
+	ft_ring_unmap(&dr.ring);
+	close(d.fd);
+	close(dev);
+	vm_free(vm);
+}
+
 int main(void)
 {
 	const char *env = getenv("KVM_FT_BENCH_SCALE");
@@ -314,5 +440,10 @@ int main(void)
 
 	for (int i = 0; i < 2; i++)
 		replay_speed(n_mixed * 4);
+
+	irq_delay("guest exits every iteration", 0, (unsigned int)(500 * scale));
+	/* No exit for ~1 ms: without a fallback the IRQ waits for the next exit. */
+	irq_delay("guest spins 300000 iterations between exits", 300000,
+		  (unsigned int)(100 * scale));
 	return 0;
 }

@@ -579,6 +579,8 @@ int64_t vcpu_run_raw(struct kvm_vm *vm, struct ucall *uc)
 			return -e;
 		}
 		vm->exits++;
+		if (vm->exit_hook)
+			vm->exit_hook(vm);
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			if (handle_io(vm, uc))

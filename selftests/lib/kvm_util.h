@@ -131,6 +131,10 @@ struct kvm_vm {
 	struct dma_event *dma_log;
 	size_t dma_count, dma_cap;
 
+	/* Called by vcpu_run_raw() after every guest exit (NULL: none). */
+	void (*exit_hook)(struct kvm_vm *vm);
+	void *exit_hook_arg;
+
 	int ft_fd;			/* 0: not in use */
 	bool ft_replay;
 	volatile uint64_t irqs_queued;	/* KVM_FT_QUEUE_ASYNC IRQs accepted */
