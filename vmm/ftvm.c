@@ -71,7 +71,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ftvm --name NAME [--ftd-socket PATH] [--out PATH] [--seed N]\n"
-		"            [--outputs N] [--standalone] [--async | --no-async]\n"
+		"            [--outputs N] [--standalone] [--no-async]\n"
 		"  --name NAME        the protected VM's name (sent to ftd; at most 31 bytes)\n"
 		"  --ftd-socket PATH  ftd's VMM socket (default %s)\n"
 		"  --out PATH         where outputs go, one line \"out <n> <hash-hex16>\" each\n"
@@ -79,9 +79,8 @@ static void usage(FILE *f)
 		"  --seed N           seed of the host devices (random port, timer, DMA)\n"
 		"  --outputs N        exit 0 after emitting output N\n"
 		"  --standalone       no ftd, no kvm_ft: a plain VM (comparison, bench)\n"
-		"  --async, --no-async  run the timer and DMA device or not (default: on when\n"
-		"                     standalone, off on an attached VM until kvm_ft replays\n"
-		"                     INTR and DMA records; the backup could not follow)\n"
+		"  --no-async         no timer and DMA device: the guest's only inputs are\n"
+		"                     its port reads and RDTSC\n"
 		"exit codes: 0 done, 1 usage, 2 setup failed, 3 halted (HALT, or ftd lost\n"
 		"before going live), 4 the VM stopped (guest error, divergence), 5 ftd broke\n"
 		"the protocol\n", FTD_VMM_SOCKET);
@@ -232,18 +231,17 @@ int main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "outputs", required_argument, NULL, 'N' },
 		{ "standalone", no_argument, NULL, 'A' },
-		{ "async", no_argument, NULL, 'a' },
 		{ "no-async", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static struct ftvm vs = { .ft_fd = -1, .stop_code = -1 };
+	static struct ftvm vs = { .ft_fd = -1, .stop_code = -1, .async = true };
 	struct ftvm *v = &vs;
 	const char *sock_path = FTD_VMM_SOCKET, *out_path = NULL;
 	bool have_seed = false;
 	struct ftd_vmm_msg m;
 	uint64_t acked = 0, next_log = ftvm_now_ns() + 10000000000ULL;
-	int c, sock = -1, sfd, r, async = -1;
+	int c, sock = -1, sfd, r;
 	sigset_t sigs;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -265,8 +263,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A': v->standalone = true; break;
-		case 'a': async = 1; break;
-		case 'x': async = 0; break;
+		case 'x': v->async = false; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return FTVM_EXIT_USAGE;
 		}
@@ -280,7 +277,6 @@ int main(int argc, char **argv)
 		ftvm_log("--name NAME is required (1 to %zu bytes)", sizeof(m.name) - 1);
 		return FTVM_EXIT_USAGE;
 	}
-	v->async = async < 0 ? v->standalone : async;
 	if (!have_seed)
 		v->seed = ftvm_now_ns() ^ ((uint64_t)getpid() << 32);
 	v->rng = v->seed ? v->seed : 1;

@@ -14,7 +14,7 @@
  *   workload.c the guest (runs in the VM; workload.h)
  *
  * Threads: the control thread (main: ftd socket, signals, emission), the
- * vCPU thread, the device thread (with --async; not on a backup) and the
+ * vCPU thread, the device thread (unless --no-async; not on a backup) and the
  * replay-ring reader (backup only).
  */
 #ifndef FTVM_H
@@ -93,7 +93,7 @@ struct ftvm {
 	uint64_t seed;
 	uint64_t max_outputs;		/* 0 = run until told to stop */
 	bool standalone;
-	bool async;			/* run the timer and DMA device */
+	bool async;			/* run the timer and DMA device (not --no-async) */
 
 	struct kvm_vm *vm;
 	int ft_fd;			/* -1 when standalone */

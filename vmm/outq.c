@@ -184,6 +184,8 @@ uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked)
 		 */
 		if (state == FTVM_PRIMARY && (out->seq == FTVM_SEQ_NONE || out->seq > acked))
 			break;
+		if (v->max_outputs && o->last_n >= v->max_outputs)
+			break;	/* --outputs N: nothing after output N */
 		emit(v, out, ftvm_now_ns(), state == FTVM_PRIMARY);
 		if (out->seq != FTVM_SEQ_NONE && out->seq > top)
 			top = out->seq;
