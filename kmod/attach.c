@@ -200,6 +200,8 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 			return -EOPNOTSUPP;
 	if (a.reserved0)
 		return -EOPNOTSUPP;
+	if ((a.flags & KVM_FT_ATTACH_F_REPLAY_OUTPUTS) && a.mode != KVM_FT_MODE_REPLAY)
+		return -EINVAL;
 	order = a.ring_order ? a.ring_order : KVM_FT_RING_ORDER_DEFAULT;
 	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
 		return -EINVAL;
@@ -270,6 +272,8 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	 * passed: a KVM_SET_CPUID2 between now and the first KVM_RUN (after
 	 * it KVM refuses changes) is caught by the first-entry check.
 	 */
+	if (a.flags & KVM_FT_ATTACH_F_REPLAY_OUTPUTS)
+		ft->info_flags |= KVM_FT_INFO_F_REPLAY_OUTPUTS;
 	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) {
 		ft->info_flags |= KVM_FT_INFO_F_UNSAFE_CPUID;
 		set_bit(FT_S_CPUID_OK, &ft->state);

@@ -400,7 +400,9 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 		if (h->type == KVM_FT_REC_PIO_OUT) {
 			if (v != act.value)
 				return diverge(ft, KVM_FT_DIV_DATA, pos, h, &act);
-			return FT_RP_SKIP;	/* not emitted */
+			/* Checked: KVM emits it (device or VMM), or nobody. */
+			return ft->info_flags & KVM_FT_INFO_F_REPLAY_OUTPUTS ?
+			       FT_RP_KVM : FT_RP_SKIP;
 		}
 		/* As complete_fast_pio_in(): a 32-bit IN zero-extends. */
 		if (p->size == 4)

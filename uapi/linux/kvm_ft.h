@@ -42,6 +42,7 @@
  *                     reserved field (future extensions)
  *         EBADF       vm_fd is not an open fd
  *         EINVAL      vm_fd is not a KVM VM fd; ring_order out of range;
+ *                     KVM_FT_ATTACH_F_REPLAY_OUTPUTS without REPLAY mode;
  *                     the VM does not have exactly one vCPU
  *         EBUSY       the VM is attached already (through any ft fd)
  *         ENODEV      the KVM vendor module this build supports is not
@@ -268,7 +269,16 @@
  *     PIO_IN (not string)   checks it, puts the record's data in RAX and
  *                           skips the instruction; no device is accessed.
  *     PIO_OUT (not string)  checks port, size and data; the output is not
- *                           emitted (no device, no user-space exit).
+ *                           emitted (no device, no user-space exit) -
+ *                           unless the VM was attached with
+ *                           KVM_FT_ATTACH_F_REPLAY_OUTPUTS: then, once
+ *                           checked, KVM handles the OUT as on the primary
+ *                           (an in-kernel device gets it, or KVM_RUN
+ *                           returns KVM_EXIT_IO), so the backup's VMM keeps
+ *                           its devices in step and knows which outputs the
+ *                           guest made; it must not emit them (it is the
+ *                           backup) and may re-emit the unacknowledged tail
+ *                           at go-live. MMIO is not replayed yet.
  *     RDTSC                 checks it; the guest gets the record's value.
  *     CPUID                 checks function and index; the guest gets the
  *                           record's EAX..EDX.
@@ -376,7 +386,10 @@ enum kvm_ft_mode {
 
 /* Accept a guest CPUID that exposes nondeterministic features (tests only). */
 #define KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID	(1U << 0)
-#define KVM_FT_ATTACH_F_ALL			(KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID)
+/* REPLAY only: checked PIO OUTs then reach their device or the VMM (see REPLAY). */
+#define KVM_FT_ATTACH_F_REPLAY_OUTPUTS		(1U << 1)
+#define KVM_FT_ATTACH_F_ALL			(KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID | \
+						 KVM_FT_ATTACH_F_REPLAY_OUTPUTS)
 
 #define KVM_FT_RING_ORDER_MIN		16	/* 64 KiB data area */
 #define KVM_FT_RING_ORDER_MAX		26	/* 64 MiB */
@@ -434,6 +447,7 @@ struct kvm_ft_info {
 
 #define KVM_FT_INFO_F_DETACHED		(1U << 0)
 #define KVM_FT_INFO_F_UNSAFE_CPUID	(1U << 1)	/* attached with ALLOW_UNSAFE_CPUID */
+#define KVM_FT_INFO_F_REPLAY_OUTPUTS	(1U << 2)	/* attached with REPLAY_OUTPUTS */
 
 struct kvm_ft_stats {
 	__u64 records;		/* records appended (pads excluded) */
