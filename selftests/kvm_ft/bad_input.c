@@ -105,7 +105,9 @@ TEST_F(dev, attach_unknown_bits)
 {
 	int vm = self->vm->vm_fd;
 
-	EXPECT_EQ(-EOPNOTSUPP, attach(self->dev, vm, KVM_FT_MODE_RECORD, 1U << 1, 0, 0));
+	EXPECT_EQ(-EOPNOTSUPP, attach(self->dev, vm, KVM_FT_MODE_RECORD, 1U << 2, 0, 0));
+	EXPECT_EQ(-EINVAL, attach(self->dev, vm, KVM_FT_MODE_RECORD,
+				  KVM_FT_ATTACH_F_REPLAY_OUTPUTS, 0, 0));
 	EXPECT_EQ(-EOPNOTSUPP, attach(self->dev, vm, KVM_FT_MODE_RECORD, 1U << 31, 0, 0));
 	EXPECT_EQ(-EOPNOTSUPP, attach(self->dev, vm, 0, 0, 0, 0));
 	EXPECT_EQ(-EOPNOTSUPP, attach(self->dev, vm, 4, 0, 0, 0));

@@ -28,6 +28,7 @@
 /* Program flags (the "mmio" argument of record() and replay()). */
 #define P_MMIO		(1U << 0)	/* read MMIO before anything else */
 #define P_ASYNC		(1U << 1)	/* IRQs and DMA from host threads, spin loops */
+#define P_OUTPUTS	(1U << 2)	/* B attached with KVM_FT_ATTACH_F_REPLAY_OUTPUTS */
 
 /* The guest's program and what it output, in guest memory. */
 static struct gprog {
@@ -247,7 +248,8 @@ static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsig
 	res->vm = vm_create(&o, guest_mix, NULL);
 	set_prog(res->vm, gseed, nops, mmio);
 	vm_seed(res->vm, hseed);
-	fd = ft_attach_digest(dev, res->vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0, 0);
+	fd = ft_attach_digest(dev, res->vm->vm_fd, KVM_FT_MODE_REPLAY,
+			      mmio & P_OUTPUTS ? KVM_FT_ATTACH_F_REPLAY_OUTPUTS : 0, 0, 0);
 	KT_ASSERT(fd >= 0, "attach REPLAY: %s", strerror(-fd));
 	r = rp_map(w, fd);
 	KT_ASSERT(!r, "map replay ring: %s", strerror(-r));
@@ -290,7 +292,10 @@ static void replay_done(struct run_result *res, struct rp *w)
 	vm_free(res->vm);
 }
 
-/* B ended at A's DONE ucall in A's exact state, without emitting outputs. */
+/*
+ * B ended at A's DONE ucall in A's exact state; its VMM saw exactly A's
+ * outputs if attached with KVM_FT_ATTACH_F_REPLAY_OUTPUTS, else none.
+ */
 static void assert_same(struct __test_metadata *_metadata, const struct run_result *a,
 			const struct run_result *b, const struct rp *w,
 			const struct kvm_ft_divergence *div, size_t nrec)
@@ -306,8 +311,14 @@ static void assert_same(struct __test_metadata *_metadata, const struct run_resu
 	ASSERT_EQ(a->vm->output_len, VM_GET_GLOBAL(b->vm, gp.outlen));
 	ASSERT_EQ(0, memcmp(a->vm->output, vm_gpa2hva(b->vm, (uint64_t)(uintptr_t)gp.out, 1),
 			    a->vm->output_len < OUT_MAX ? a->vm->output_len : OUT_MAX));
-	/* ...and B emitted none of it: the kernel checked each OUT instead. */
-	ASSERT_EQ(0, b->vm->output_len);
+	if (w->info.flags & KVM_FT_INFO_F_REPLAY_OUTPUTS) {
+		/* ...and B's VMM got each OUT after the kernel checked it... */
+		ASSERT_EQ(a->vm->output_len, b->vm->output_len);
+		ASSERT_EQ(0, memcmp(a->vm->output, b->vm->output, a->vm->output_len));
+	} else {
+		/* ...or none: the kernel checked each OUT instead. */
+		ASSERT_EQ(0, b->vm->output_len);
+	}
 	ft_stats(w->fd, &st);
 	ASSERT_EQ(nrec, st.records);
 	ASSERT_EQ(nrec, w->st->next_seq - 1);
@@ -335,7 +346,8 @@ FIXTURE_TEARDOWN(replay)
  * identical guest memory, registers and output stream (KVM_FT_SEED=n runs
  * only seed n). Three seeds in four also take IRQs and DMA queued by host
  * threads at random times and run exit-free loops; B gets them from the log
- * only, at the same landmarks.
+ * only, at the same landmarks. Every other seed attaches B with
+ * KVM_FT_ATTACH_F_REPLAY_OUTPUTS: B's VMM then sees exactly A's outputs.
  */
 TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 {
@@ -356,7 +368,7 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		printf("# seed %llu (KVM_FT_SEED=%llu)\n", (unsigned long long)seed,
 		       (unsigned long long)seed);
 		fflush(stdout);
-		unsigned int fl = seed % 4 ? P_ASYNC : 0;
+		unsigned int fl = (seed % 4 ? P_ASYNC : 0) | (seed % 2 ? P_OUTPUTS : 0);
 		struct kvm_ft_stats st;
 
 		double t0 = kt_now(), t1;
