@@ -13,8 +13,8 @@
 # output stream (a FIFO read by the observer).
 #
 # Environment: TOP BUILD KVER (from make), E2E_PEER_TIMEOUT (ftd's
-# peer_timeout in the hosts, default 2000ms: nested TCG hosts sharing 2 cores
-# with other work saw heartbeat gaps of 1 s), E2E_MEM (MiB per host, 1536),
+# peer_timeout in the hosts, default 3000ms: nested TCG hosts sharing 2 cores
+# with other work (load 8-12) saw heartbeat gaps of 1-1.9 s), E2E_MEM (MiB per host, 1536),
 # KEEP=1 keeps the work directory; FTD, FTCTL, FTRING, FTVM: other builds of them.
 
 e2e_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -123,7 +123,7 @@ bed_launch() {
 	qemu-system-x86_64 -accel tcg -cpu max -m "${E2E_MEM:-1536}" -smp 1 \
 		-display none -monitor none -no-reboot -nodefaults \
 		-kernel "$vm_kernel" -initrd "$e2e_rundir/initrd.gz" \
-		-append "$vm_append ft.node=$node ft.key=$e2e_key ft.nonce=$e2e_nonce ft.peer_timeout=${E2E_PEER_TIMEOUT:-2000ms}" \
+		-append "$vm_append ft.node=$node ft.key=$e2e_key ft.nonce=$e2e_nonce ft.peer_timeout=${E2E_PEER_TIMEOUT:-3000ms}" \
 		-chardev file,id=con,path="${console[$h]}" -serial chardev:con \
 		-chardev pipe,id=side,path="$w/$h.ctl" -serial chardev:side \
 		-chardev pipe,id=out,path="$w/$h.out" -serial chardev:out \
@@ -135,10 +135,10 @@ bed_launch() {
 	disown "${qpid[$h]}"	# its death is the test, not news for the shell
 }
 
-# bed_ready HOST: wait (up to 120 s) for READY on its side channel.
+# bed_ready HOST: wait (up to 240 s: the machine may be busy) for READY on its side channel.
 bed_ready() {
 	local h=$1 line
-	while read -r -t 120 -u "${ctl_out[$h]}" line; do
+	while read -r -t 240 -u "${ctl_out[$h]}" line; do
 		case $line in
 		"READY $e2e_nonce")
 			e2e_log "host $h booted in $((SECONDS - boot_t0[$h])) s (qemu pid ${qpid[$h]})"
@@ -149,7 +149,7 @@ bed_ready() {
 			return 1 ;;
 		esac
 	done
-	e2e_log "host $h: no READY within 120 s"
+	e2e_log "host $h: no READY within 240 s"
 	tail -n 40 "${console[$h]}" | sed 's/^/# console: /'
 	return 1
 }
@@ -241,7 +241,10 @@ obs() {
 }
 
 # obs_get KEY: one key=value of the observer's report.
-obs_get() { obs report | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+obs_get() { obs report | kv "$1"; }
+
+# kv KEY: one value of a "key=value ..." line on stdin.
+kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # link COMMAND: tell the link proxy (cut, heal, ...).
 link() { echo "$*" >&"$proxy_w"; }

@@ -68,6 +68,7 @@ static struct out *outs;	/* indexed by n - base */
 static size_t outs_cap;
 static uint64_t base, top;	/* outputs base..top seen; top == 0: none yet */
 static int owner = -1;		/* host that emitted `top` */
+static int64_t t_top;		/* when `top` arrived */
 static FILE *logf;
 
 /* The current period (since the last mark). */
@@ -81,6 +82,9 @@ static struct {
 	int64_t t_first_new;
 	int first_new_host;
 	unsigned int switches, dups;
+	uint64_t takeover;	/* first new number from the host that took over */
+	int64_t takeover_gap_ms, takeover_ms;
+	int64_t max_gap_ms;	/* longest silence between two new outputs */
 	uint64_t new_outputs;
 	int64_t t_last_new;
 	char notes[512];
@@ -201,13 +205,21 @@ static void output(int h, const char *line)
 	*o = (struct out){ .hash = hash, .t_ms = t, .host = h, .seen = true };
 	if (owner >= 0 && owner != h) {
 		per.switches++;
+		if (per.switches == 1) {
+			per.takeover = n;
+			per.takeover_gap_ms = t - t_top;
+			per.takeover_ms = t - per.t_mark;
+		}
 		say("new outputs now come from %s (were from %s)", hosts[h].name, hosts[owner].name);
 		if (per.switches > 1)
 			violation("both hosts emit new outputs in one period: %s took over again at %" PRIu64,
 				  hosts[h].name, n);
 	}
+	if (top && t - t_top > per.max_gap_ms)
+		per.max_gap_ms = t - t_top;
 	owner = h;
 	top = n;
+	t_top = t;
 	hosts[h].new_outputs++;
 	outputs_total++;
 	per.new_outputs++;
@@ -225,7 +237,7 @@ static void mark(const char *label, int64_t t)
 	snprintf(per.label, sizeof(per.label), "%s", label);
 	per.t_mark = t;
 	per.top_at_mark = top;
-	per.t_top_at_mark = top ? slot(top)->t_ms : 0;
+	per.t_top_at_mark = top ? t_top : 0;
 	per.owner_at_mark = owner;
 	say("--- %s", label);
 }
@@ -233,7 +245,11 @@ static void mark(const char *label, int64_t t)
 /*
  * One line of key=value. outputs: distinct numbers seen; gap_ms: from the last output before the mark to the
  * first new one after it (what a client saw as silence); resume_ms: from the
- * mark to that first new output. -1 when there is none.
+ * mark to that first new output. takeover: the first new number from the
+ * host that took over in this period, takeover_gap_ms: the silence between
+ * the old host's last new output and it (the output gap of a failover),
+ * takeover_ms: from the mark to it. -1 when there is none. max_gap_ms: the
+ * longest silence between two new outputs in the period.
  */
 static void report(FILE *o)
 {
@@ -242,12 +258,14 @@ static void report(FILE *o)
 
 	fprintf(o, "report label=%s outputs=%lu top=%" PRIu64 " owner=%s owner_at_mark=%s"
 		" top_at_mark=%" PRIu64 " new=%" PRIu64 " first_new=%" PRIu64 " first_new_host=%s"
-		" gap_ms=%" PRId64 " resume_ms=%" PRId64 " switches=%u dups=%u dups_total=%lu"
+		" gap_ms=%" PRId64 " resume_ms=%" PRId64 " takeover=%" PRIu64 " takeover_gap_ms=%" PRId64
+		" takeover_ms=%" PRId64 " max_gap_ms=%" PRId64 " switches=%u dups=%u dups_total=%lu"
 		" violations=%lu noise=%lu%s\n",
 		per.label, outputs_total, top, cur, nm, per.top_at_mark, per.new_outputs,
 		per.first_new, per.first_new ? hosts[per.first_new_host].name : "-",
 		per.first_new && per.top_at_mark ? per.t_first_new - per.t_top_at_mark : -1,
-		per.first_new ? per.t_first_new - per.t_mark : -1, per.switches, per.dups, dups_total,
+		per.first_new ? per.t_first_new - per.t_mark : -1, per.takeover,
+		per.switches ? per.takeover_gap_ms : -1, per.switches ? per.takeover_ms : -1, per.max_gap_ms, per.switches, per.dups, dups_total,
 		violations, noise, per.notes);
 	fflush(o);
 }

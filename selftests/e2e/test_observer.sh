@@ -42,7 +42,7 @@ ok $? "mark answers ok"
 echo "out 5 $(h 5)" >&$b
 echo "out 6 $(h 6)" >&$b
 expect " top=6 owner=B owner_at_mark=A top_at_mark=5 new=1 first_new=6 first_new_host=B " &&
-	expect " switches=1 dups=1 " && expect " violations=0 "
+	expect " takeover=6 " && expect " switches=1 dups=1 " && expect " violations=0 "
 ok $? "B repeats the tail (same hash) and continues: one switch, one duplicate, no violation"
 
 echo "noise line" >&$b
