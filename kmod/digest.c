@@ -178,9 +178,10 @@ bool ft_digest_mem_point(const struct kvm_ft_rec *h)
 	case KVM_FT_REC_PIO_IN:
 	case KVM_FT_REC_PIO_OUT:
 		return ((const struct kvm_ft_rec_pio *)h)->count == 1;
+	case KVM_FT_REC_RDMSR:	/* not a #GP: its frame is written at entry */
+		return !(((const struct kvm_ft_rec_msr *)h)->flags & KVM_FT_MSR_F_GP);
 	case KVM_FT_REC_RDTSC:
 	case KVM_FT_REC_CPUID:
-	case KVM_FT_REC_RDMSR:
 		return true;
 	}
 	return false;

@@ -162,6 +162,7 @@ enum ft_replay_act {
 	FT_RP_KVM,		/* let KVM handle the exit */
 	FT_RP_SKIP,		/* emulated: skip the instruction */
 	FT_RP_ABANDON,		/* no side effect, re-enter (wait or stopped) */
+	FT_RP_FAULT,		/* consumed, an exception is queued: re-enter */
 };
 struct ft_vm *ft_replay_target(struct kvm_vcpu *vcpu);
 enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,

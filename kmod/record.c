@@ -226,8 +226,11 @@ void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 {
 	struct ft_vm *ft = ft_vm_lookup(vcpu->kvm);
 
-	if (ft && vcpu == ft->vcpu)
+	if (ft && vcpu == ft->vcpu) {
 		ft_async_exit(ft, vcpu);
+		if (ft_vm_replaying(ft))	/* kvm_ft_stats.exits in replay too */
+			ft_ring_count_exit(&ft->ring);
+	}
 	ft = ft_record_target(vcpu);
 	if (!ft)
 		return;
@@ -332,7 +335,7 @@ void ft_probe_kvm_msr(void *data, unsigned int write, u32 ecx, u64 val,
 	struct kvm_ft_rec_msr rec = {};
 	struct ft_vm *ft;
 
-	if (write || exception)	/* writes are outputs of state, #GP is deterministic */
+	if (write)	/* writes are outputs of state */
 		return;
 	ft = ft_record_target(kvm_get_running_vcpu());
 	if (!ft)
@@ -340,7 +343,9 @@ void ft_probe_kvm_msr(void *data, unsigned int write, u32 ecx, u64 val,
 	rec.hdr.type = KVM_FT_REC_RDMSR;
 	rec.rip = rip_of(ft->vcpu);
 	rec.msr = ecx;
-	rec.value = val;
+	/* A failed read is an input too: the backup's MSRs may differ. */
+	rec.flags = exception ? KVM_FT_MSR_F_GP : 0;
+	rec.value = exception ? 0 : val;
 	ft_record(ft, &rec.hdr, sizeof(rec), NULL, 0, true);
 }
 

@@ -222,7 +222,9 @@ static bool rec_valid(const struct kvm_ft_rec *h)
 		return !memchr_inv(p->data + bytes, 0, h->len - sizeof(*p) - bytes);
 	}
 	if (h->type == KVM_FT_REC_RDMSR &&
-	    ((const struct kvm_ft_rec_msr *)h)->reserved)
+	    ((((const struct kvm_ft_rec_msr *)h)->flags & ~KVM_FT_MSR_F_GP) ||
+	     ((((const struct kvm_ft_rec_msr *)h)->flags & KVM_FT_MSR_F_GP) &&
+	      ((const struct kvm_ft_rec_msr *)h)->value)))
 		return false;
 	if (h->type == KVM_FT_REC_RDTSC &&
 	    (((const struct kvm_ft_rec_tsc *)h)->aux ||
@@ -435,6 +437,11 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 
 		if (m->msr != act.addr)
 			return diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
+		if (m->flags & KVM_FT_MSR_F_GP) {
+			/* As kvm_emulate_rdmsr() on a failed read; no RIP change. */
+			kvm_inject_gp(vcpu, 0);
+			return FT_RP_FAULT;
+		}
 		kvm_rax_write(vcpu, (u32)m->value);
 		kvm_rdx_write(vcpu, m->value >> 32);
 		return FT_RP_SKIP;

@@ -267,7 +267,7 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 	preempt_enable_notrace();
 	if (act == FT_RP_SKIP)
 		regs->ip = (unsigned long)kvm_emulate_as_nop;
-	else if (act == FT_RP_ABANDON)
+	else if (act == FT_RP_ABANDON || act == FT_RP_FAULT)
 		regs->ip = abandon_ip;
 }
 

@@ -187,7 +187,7 @@ TEST(every_record_type_exact)
 		ASSERT_EQ(sizeof(*m), r->len);
 		ASSERT_EQ(A(r_rdmsr), m->rip);
 		ASSERT_EQ(MSR_IA32_TSC, m->msr);
-		ASSERT_EQ(0, m->reserved);
+		ASSERT_EQ(0, m->flags);
 		ASSERT_EQ(s.msr, m->value);
 		ASSERT_GE(s.msr, s.tsc);	/* the same counter, read later */
 	}

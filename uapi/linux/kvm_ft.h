@@ -282,9 +282,9 @@
  *     RDTSC                 checks it; the guest gets the record's value.
  *     CPUID                 checks function and index; the guest gets the
  *                           record's EAX..EDX.
- *     RDMSR                 checks the MSR; the guest gets the record's value
- *                           (a RDMSR that faulted on the primary has no
- *                           record and diverges here).
+ *     RDMSR                 checks the MSR; the guest gets the record's value,
+ *                           or with KVM_FT_MSR_F_GP a #GP(0) at the RDMSR
+ *                           (as KVM injects it when the read fails).
  *     HLT                   checks it; KVM then halts as usual.
  *   Asynchronous records are applied at their landmark, as the primary
  *   did (see ASYNCHRONOUS INPUTS): after synchronous record L, and before
@@ -344,7 +344,7 @@
  *
  *   Memory digests. After KVM_FT_REQUEST_MEM_DIGEST, the next record at a
  *   digest point of an instruction that writes no guest memory (PIO of one
- *   element, RDTSC, CPUID, RDMSR) carries KVM_FT_RF_MEM_DIGEST. Before the
+ *   element, RDTSC, CPUID, RDMSR without #GP) carries KVM_FT_RF_MEM_DIGEST. Before the
  *   vCPU next enters the guest (or returns to user space, i.e. before the
  *   VMM completes that exit) the module hashes guest memory and logs a
  *   MEM_DIGEST record with that landmark, after the register digest if
@@ -677,14 +677,16 @@ struct kvm_ft_rec_cpuid {
 	__u32 eax, ebx, ecx, edx;
 };
 
-/* RDMSR: the value the guest got (successful reads only; a #GP is deterministic). */
+/* RDMSR: the value the guest got, or (KVM_FT_MSR_F_GP) that it got #GP. */
 struct kvm_ft_rec_msr {
 	struct kvm_ft_rec hdr;
 	__u64 rip;
 	__u32 msr;
-	__u32 reserved;
-	__u64 value;
+	__u32 flags;		/* KVM_FT_MSR_F_* (was reserved, always 0) */
+	__u64 value;		/* 0 with KVM_FT_MSR_F_GP */
 };
+
+#define KVM_FT_MSR_F_GP		(1U << 0)	/* the read raised #GP(0) */
 
 /* HLT: the guest halted; what wakes it is the next asynchronous record. */
 struct kvm_ft_rec_hlt {
