@@ -224,4 +224,32 @@ TEST(bad_input)
 #undef DMA
 }
 
+/*
+ * Proves: an interrupt the VMM injects with KVM_INTERRUPT into a replaying
+ * VM (not from the log) stops it with UNSUPPORTED, naming the vector.
+ */
+TEST(kvm_interrupt_on_backup_unsupported)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_interrupt irq = { .irq = VEC };
+	struct kvm_ft_divergence div;
+	struct kvm_vm *vm = vm_create(&o, guest_live, NULL);
+	int dev = ft_open(), fd;
+	struct ucall uc;
+
+	ASSERT_LE(0, dev);
+	fd = ft_attach(dev, vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(vm->vcpu_fd, KVM_INTERRUPT, &irq));
+	ASSERT_EQ(-EIO, vcpu_run_raw(vm, &uc));
+	ASSERT_EQ(0, ioctl(fd, KVM_FT_GET_DIVERGENCE, &div));
+	ASSERT_EQ(KVM_FT_ERR_UNSUPPORTED, div.error);
+	ASSERT_EQ(KVM_FT_DIV_UNSUPPORTED, div.reason);
+	ASSERT_EQ(KVM_FT_REC_INTR, div.actual.type);
+	ASSERT_EQ(VEC, div.actual.addr);
+	close(fd);
+	close(dev);
+	vm_free(vm);
+}
+
 TEST_HARNESS_MAIN
