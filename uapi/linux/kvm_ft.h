@@ -130,8 +130,9 @@
  *         EPERM       caller lacks CAP_SYS_ADMIN
  *         EFAULT      bad pointer (the argument or data)
  *         EOPNOTSUPP  unknown type, non-zero flags or reserved field
- *         EINVAL      IRQ: vector outside 32..255, or the VM has an
- *                     in-kernel irqchip; DMA: len 0 or above
+ *         EINVAL      IRQ: vector outside 32..255, gpa, data or len
+ *                     non-zero, or the VM has an in-kernel irqchip;
+ *                     DMA: vector non-zero, len 0 or above
  *                     KVM_FT_DMA_MAX, or [gpa, gpa + len) not entirely in
  *                     writable memslots (checked at the call; a memslot
  *                     removed before the apply stops the VM with
