@@ -119,24 +119,27 @@ int ft_ring_format(int fd, unsigned int order)
 	return 0;
 }
 
-int ft_ring_map(struct ft_ring *r, int fd, bool writer)
+static bool geometry_ok(uint64_t magic, uint64_t want_magic, uint32_t version, uint32_t order,
+			uint64_t size)
+{
+	return magic == want_magic && version == KVM_FT_API_VERSION &&
+	       order >= KVM_FT_RING_ORDER_MIN && order <= KVM_FT_RING_ORDER_MAX &&
+	       size == 1ULL << order;
+}
+
+/* Both mappings at the uapi offsets; the control page of each layout is checked by the caller. */
+static int map_both(struct ft_ring *r, int fd, uint64_t data_size, int prot_cons, int prot_prod)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	struct kvm_ft_ring_producer p;
 	void *mc, *mp;
 
 	memset(r, 0, sizeof(*r));
-	if (pread(fd, &p, sizeof(p), KVM_FT_MMAP_PRODUCER_OFF) != sizeof(p))
+	if (!data_size || data_size & (data_size - 1) || data_size > 1ULL << KVM_FT_RING_ORDER_MAX)
 		return -EINVAL;
-	if (p.magic != KVM_FT_RING_MAGIC || p.api_version != KVM_FT_API_VERSION ||
-	    p.ring_order < KVM_FT_RING_ORDER_MIN || p.ring_order > KVM_FT_RING_ORDER_MAX ||
-	    p.data_size != 1ULL << p.ring_order)
-		return -EINVAL;
-	mc = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, KVM_FT_MMAP_CONSUMER_OFF);
+	mc = mmap(NULL, page, prot_cons, MAP_SHARED, fd, KVM_FT_MMAP_CONSUMER_OFF);
 	if (mc == MAP_FAILED)
 		return -errno;
-	mp = mmap(NULL, page + p.data_size, PROT_READ | (writer ? PROT_WRITE : 0),
-		  MAP_SHARED, fd, KVM_FT_MMAP_PRODUCER_OFF);
+	mp = mmap(NULL, page + data_size, prot_prod, MAP_SHARED, fd, KVM_FT_MMAP_PRODUCER_OFF);
 	if (mp == MAP_FAILED) {
 		int e = -errno;
 
@@ -146,13 +149,35 @@ int ft_ring_map(struct ft_ring *r, int fd, bool writer)
 	r->map_cons = mc;
 	r->len_cons = page;
 	r->map_prod = mp;
-	r->len_prod = page + p.data_size;
-	r->cons = mc;
-	r->prod = mp;
+	r->len_prod = page + data_size;
 	r->data = (const uint8_t *)mp + page;
-	r->wdata = writer ? (uint8_t *)mp + page : NULL;
-	r->size = p.data_size;
+	r->wdata = prot_prod & PROT_WRITE ? (uint8_t *)mp + page : NULL;
+	r->size = data_size;
+	return 0;
+}
+
+/* The log-ring layout; writer = a producer of a ring file. */
+static int map_log(struct ft_ring *r, int fd, uint64_t data_size, bool writer)
+{
+	struct kvm_ft_ring_producer p;
+	int ret = map_both(r, fd, data_size, PROT_READ | PROT_WRITE,
+			   PROT_READ | (writer ? PROT_WRITE : 0));
+
+	if (ret)
+		return ret;
+	r->cons = r->map_cons;
+	r->prod = r->map_prod;
+	memcpy(&p, r->prod, sizeof(p));
+	if (!geometry_ok(p.magic, KVM_FT_RING_MAGIC, p.api_version, p.ring_order, p.data_size) ||
+	    p.data_size != data_size) {
+		ft_ring_unmap(r);
+		return -EINVAL;
+	}
 	r->order = p.ring_order;
+	r->prod_pos = &r->prod->producer;
+	r->wprod_pos = writer ? &r->prod->producer : NULL;
+	r->cons_pos = &r->cons->consumer;
+	r->wseq = p.next_seq;
 	/* Resume where the consumer page says; checked on first use. */
 	r->tail.pos = __atomic_load_n(&r->cons->consumer, __ATOMIC_ACQUIRE);
 	r->tail.seq = r->cons->acked_seq + 1;
@@ -160,6 +185,75 @@ int ft_ring_map(struct ft_ring *r, int fd, bool writer)
 		ft_ring_unmap(r);
 		return -EBADMSG;
 	}
+	return 0;
+}
+
+int ft_ring_map_log(struct ft_ring *r, int fd, uint64_t data_size)
+{
+	return map_log(r, fd, data_size, false);
+}
+
+int ft_ring_map(struct ft_ring *r, int fd, bool writer)
+{
+	struct kvm_ft_ring_producer p;
+
+	memset(r, 0, sizeof(*r));
+	if (pread(fd, &p, sizeof(p), KVM_FT_MMAP_PRODUCER_OFF) != sizeof(p))
+		return -EINVAL;
+	if (!geometry_ok(p.magic, KVM_FT_RING_MAGIC, p.api_version, p.ring_order, p.data_size))
+		return -EINVAL;
+	return map_log(r, fd, p.data_size, writer);
+}
+
+int ft_ring_map_replay(struct ft_ring *r, int fd, uint64_t data_size)
+{
+	struct kvm_ft_replay_status st;
+	const struct kvm_ft_replay_producer *rp;
+	int ret = map_both(r, fd, data_size, PROT_READ, PROT_READ | PROT_WRITE);
+
+	if (ret)
+		return ret;
+	r->rstat = r->map_cons;
+	rp = r->map_prod;
+	memcpy(&st, r->rstat, sizeof(st));
+	if (!geometry_ok(st.magic, KVM_FT_REPLAY_MAGIC, st.api_version, st.ring_order, st.data_size) ||
+	    st.data_size != data_size) {
+		ft_ring_unmap(r);
+		return -EINVAL;
+	}
+	if (st.error || st.consumer % 8 || rp->producer != st.consumer || !st.next_seq) {
+		r->why = "replay ring not idle";
+		ft_ring_unmap(r);
+		return -EBADMSG;
+	}
+	r->order = st.ring_order;
+	r->prod_pos = &rp->producer;
+	r->wprod_pos = (__u64 *)&rp->producer;
+	r->cons_pos = &r->rstat->consumer;
+	r->wseq = st.next_seq;
+	r->tail.pos = st.consumer;
+	r->tail.seq = st.next_seq;
+	return 0;
+}
+
+int ft_ring_format_replay(int fd, unsigned int order)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct kvm_ft_replay_status st = {
+		.magic = KVM_FT_REPLAY_MAGIC,
+		.api_version = KVM_FT_API_VERSION,
+		.ring_order = order,
+		.data_size = 1ULL << order,
+		.next_seq = 1,
+	};
+
+	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
+		return -EINVAL;
+	if (ftruncate(fd, 0) < 0 ||
+	    ftruncate(fd, KVM_FT_MMAP_PRODUCER_OFF + page + (1ULL << order)) < 0)
+		return -errno;
+	if (pwrite(fd, &st, sizeof(st), KVM_FT_MMAP_REPLAY_STATUS_OFF) != sizeof(st))
+		return -EIO;
 	return 0;
 }
 
@@ -174,7 +268,7 @@ void ft_ring_unmap(struct ft_ring *r)
 
 int ft_ring_producer(struct ft_ring *r, uint64_t *prod)
 {
-	uint64_t p = __atomic_load_n(&r->prod->producer, __ATOMIC_ACQUIRE);
+	uint64_t p = __atomic_load_n(r->prod_pos, __ATOMIC_ACQUIRE);
 
 	if (p % 8)
 		return bad(&r->why, "producer position unaligned");
@@ -250,8 +344,10 @@ int ft_ring_release(struct ft_ring *r, uint64_t acked, const struct ft_ring_curs
 
 static int writer_state(struct ft_ring *r, uint64_t *prod, uint64_t *cons)
 {
-	*prod = r->prod->producer;	/* we are the only writer */
-	*cons = __atomic_load_n(&r->cons->consumer, __ATOMIC_ACQUIRE);
+	if (!r->wprod_pos)
+		return -EINVAL;
+	*prod = *r->wprod_pos;	/* we are the only writer */
+	*cons = __atomic_load_n(r->cons_pos, __ATOMIC_ACQUIRE);
 	if (*cons % 8 || *cons > *prod || *prod - *cons > r->size)
 		return bad(&r->why, "consumer position outside the ring");
 	return 0;
@@ -270,8 +366,8 @@ int ft_ring_append(struct ft_ring *r, const void *rec, uint32_t len)
 	uint64_t p, c, off, room, need;
 	int ret;
 
-	if (!r->wdata || len % 8 || len < sizeof(struct kvm_ft_rec) || len > r->size / 2 ||
-	    ((const struct kvm_ft_rec *)rec)->seq != r->prod->next_seq)
+	if (!r->wprod_pos || len % 8 || len < sizeof(struct kvm_ft_rec) || len > r->size / 2 ||
+	    ((const struct kvm_ft_rec *)rec)->seq != r->wseq)
 		return -EINVAL;
 	ret = writer_state(r, &p, &c);
 	if (ret)
@@ -289,12 +385,14 @@ int ft_ring_append(struct ft_ring *r, const void *rec, uint32_t len)
 		off = 0;
 	}
 	memcpy(r->wdata + off, rec, len);
-	r->prod->next_seq++;
-	__atomic_store_n(&r->prod->producer, p + len, __ATOMIC_RELEASE);
+	r->wseq++;
+	if (r->prod)	/* the log layout tells its reader the next seq too */
+		r->prod->next_seq = r->wseq;
+	__atomic_store_n(r->wprod_pos, p + len, __ATOMIC_RELEASE);
 	return 0;
 }
 
 uint64_t ft_ring_next_seq(const struct ft_ring *r)
 {
-	return r->prod->next_seq;
+	return r->wseq;
 }

@@ -10,6 +10,14 @@
  *   writer  a producer of a ring in the same format: the test producer, and
  *           ftd on the backup filling the replay ring.
  *
+ * Two layouts of the control pages exist (uapi THE REPLAY RING): the log
+ * ring (consumer page at CONSUMER_OFF written by the reader, producer page
+ * at PRODUCER_OFF written by the producer) and the replay ring (status page
+ * at CONSUMER_OFF written by the kernel, which consumes; a bare producer
+ * position at PRODUCER_OFF written by user space). The data area and the
+ * records are the same, so the reader and writer code is shared: each
+ * struct ft_ring points at the position words of its layout.
+ *
  * Nothing read from a shared page is trusted: positions, lengths, types and
  * sequence numbers are loaded once into locals and checked before use, so a
  * buggy or hostile other side makes the call fail with -EBADMSG, never read
@@ -42,6 +50,13 @@ struct ft_ring {
 	void *map_cons, *map_prod;
 	size_t len_cons, len_prod;
 	const char *why;		/* reason of the last -EBADMSG */
+	/* position words of this layout (see above) */
+	const __u64 *prod_pos;	/* producer position: the reader loads it */
+	__u64 *wprod_pos;		/* the same word, writable: writers only */
+	const __u64 *cons_pos;	/* consumer position: the writer loads it */
+	uint64_t wseq;			/* writer: seq of the next record to append */
+	/* replay layout only (NULL otherwise; then cons and prod are NULL) */
+	const struct kvm_ft_replay_status *rstat;
 };
 
 /* Smallest and largest record the format allows for each type (0 = unknown type). */
@@ -63,6 +78,22 @@ int ft_ring_format(int fd, unsigned int order);
  */
 int ft_ring_map(struct ft_ring *r, int fd, bool writer);
 void ft_ring_unmap(struct ft_ring *r);
+/*
+ * Map the log ring of an ft fd (or a file laid out the same way) as its
+ * reader, with the geometry KVM_FT_GET_INFO gave (the kernel's ft fd has no
+ * pread). The producer page is mapped read-only and its magic, version and
+ * geometry are checked. Returns 0 or -errno.
+ */
+int ft_ring_map_log(struct ft_ring *r, int fd, uint64_t data_size);
+/*
+ * Map a replay ring (an ft fd in KVM_FT_MODE_REPLAY, or a file laid out by
+ * ft_ring_format_replay()) as its writer: the status page read-only, the
+ * producer part writable. The ring must be idle (producer == consumer, no
+ * error); appending resumes at the status page's next_seq.
+ */
+int ft_ring_map_replay(struct ft_ring *r, int fd, uint64_t data_size);
+/* Lay out a file or memfd as the kernel lays out a fresh replay ring (tests). */
+int ft_ring_format_replay(int fd, unsigned int order);
 
 /* ---- reader ---- */
 
