@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <errno.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "log.h"
+#include "sock.h"
 #include "status.h"
 
 #define MAX_OUT (256 * 1024)
@@ -201,53 +201,32 @@ static int on_accept(sd_event_source *src, int fd, uint32_t ev, void *ud)
 int ft_status_new(sd_event *ev, const char *path, struct ft_status **out, char *err, size_t errlen)
 {
 	struct ft_status *s = calloc(1, sizeof(*s));
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[108];
-	mode_t old;
 	int ret;
 
-	if (!s || strlen(path) >= sizeof(sa.sun_path)) {
+	if (!s || strlen(path) >= sizeof(s->path)) {
 		free(s);
 		snprintf(err, errlen, "status socket path too long");
 		return -EINVAL;
 	}
 	strcpy(s->path, path);
-	strcpy(sa.sun_path, path);
-	strcpy(dir, path);
-	if (mkdir(dirname(dir), 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+	s->fd = ft_unix_listen(path, SOCK_STREAM, err, errlen);
+	if (s->fd < 0) {
+		ret = s->fd;
 		free(s);
-		return -errno;
+		return ret;
 	}
 	s->ev = sd_event_ref(ev);
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* A socket file nobody answers on is a leftover: replace it. */
-	if (connect(s->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		snprintf(err, errlen, "another ftd answers on %s", path);
-		ret = -EADDRINUSE;
-		goto fail;
-	}
-	unlink(path);
-	old = umask(0177);
-	ret = bind(s->fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret || chmod(path, 0600) || listen(s->fd, 16)) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-		goto fail;
-	}
 	ret = sd_event_add_io(ev, &s->io, s->fd, EPOLLIN, on_accept, s);
 	if (ret < 0) {
 		snprintf(err, errlen, "sd-event: %s", strerror(-ret));
-		goto fail;
+		close(s->fd);
+		unlink(s->path);
+		sd_event_unref(s->ev);
+		free(s);
+		return ret;
 	}
 	*out = s;
 	return 0;
-fail:
-	close(s->fd);
-	sd_event_unref(s->ev);
-	free(s);
-	return ret;
 }
 
 void ft_status_set_node(struct ft_status *s, struct ft_node *n)
