@@ -301,6 +301,7 @@ int chan_tx_pump(struct conn *k)
 				.echo_hold_ns = c->peer_hb_ns ? ft_now_us() * 1000 - c->peer_hb_rx_ns : 0,
 				.role = c->cfg.role,
 				.head_seq = c->cfg.sender ? c->hw.seq - 1 : c->stored_seq,
+				.emitted_seq = c->st.emitted_seq,
 			};
 
 			put_sealed(k, FT_F_HEARTBEAT, 0, 0, &hb, sizeof(hb));
@@ -728,6 +729,17 @@ void ft_chan_set_epoch(struct ft_chan *c, uint64_t epoch)
 void ft_chan_set_role(struct ft_chan *c, uint32_t role)
 {
 	c->cfg.role = role;
+}
+
+void ft_chan_set_emitted(struct ft_chan *c, uint64_t seq)
+{
+	if (seq <= c->st.emitted_seq)
+		return;
+	c->st.emitted_seq = seq;
+	if (c->up) {
+		c->hb_pending = true;
+		chan_tx_pump(c->up);
+	}
 }
 
 void ft_chan_set_ack(struct ft_chan *c, bool on)

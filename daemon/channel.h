@@ -92,6 +92,8 @@ struct ft_chan_stats {
 	uint32_t peer_role;
 	uint64_t peer_epoch_seen;	/* epoch an authenticated peer offered, if different */
 	bool stalled;			/* receiver: not reading, the replay ring is full */
+	uint64_t emitted_seq;		/* sender: EMITTED forwarded to the peer */
+	uint64_t peer_emitted_seq;	/* receiver: highest EMITTED the peer forwarded */
 };
 
 struct ft_chan_ops {
@@ -99,6 +101,8 @@ struct ft_chan_ops {
 	void (*state)(void *ctx, enum ft_chan_state st);
 	/* an authenticated peer offered another epoch (the session was refused) */
 	void (*epoch_mismatch)(void *ctx, uint64_t peer_epoch);
+	/* sender: the backup acked up to seq (called when it advances) */
+	void (*acked)(void *ctx, uint64_t seq);
 };
 
 struct ft_chan;
@@ -114,6 +118,11 @@ void ft_chan_set_epoch(struct ft_chan *c, uint64_t epoch);
 void ft_chan_set_role(struct ft_chan *c, uint32_t role);
 /* Stop or resume acking (promotion step 2: stop acking while arbitrating). */
 void ft_chan_set_ack(struct ft_chan *c, bool on);
+/*
+ * Sender: the local VMM reported EMITTED seq. Forwarded in the next
+ * heartbeat, which is sent at once (authenticated like every frame).
+ */
+void ft_chan_set_emitted(struct ft_chan *c, uint64_t seq);
 const char *ft_chan_state_name(enum ft_chan_state st);
 
 uint64_t ft_now_us(void);

@@ -105,6 +105,8 @@ static int on_ack(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p
 	if (ret)
 		return chan_reject(k, "bad-ring", -ret, h->epoch, "cannot release the ring to %llu: %s",
 			      (unsigned long long)a.acked_seq, r->why ? r->why : strerror(-ret));
+	if (a.acked_seq > c->st.acked_seq && c->ops.acked)
+		c->ops.acked(c->ctx, a.acked_seq);
 	c->st.acked_seq = a.acked_seq;
 	while (c->itail != c->ihead && c->infl[c->itail % INFLIGHT].last_seq <= a.acked_seq) {
 		c->st.ack_rtt_us = now - c->infl[c->itail % INFLIGHT].t_us;
@@ -174,6 +176,8 @@ static int on_frame(struct conn *k, uint8_t *f)
 		c->peer_hb_ns = hb.sent_ns;
 		c->peer_hb_rx_ns = now * 1000;
 		c->st.peer_role = hb.role;
+		if (!c->cfg.sender && hb.emitted_seq > c->st.peer_emitted_seq)
+			c->st.peer_emitted_seq = hb.emitted_seq;
 		/* our timestamp came back: RTT minus the time it sat at the peer */
 		if (hb.echo_ns && hb.echo_ns + hb.echo_hold_ns <= now * 1000)
 			c->st.hb_rtt_us = (now * 1000 - hb.echo_ns - hb.echo_hold_ns) / 1000;

@@ -26,7 +26,9 @@
  *   PROOF        32-byte proof (client -> server)
  *   LOG          `count` complete uapi records, seq first_seq..first_seq+count-1
  *   ACK          struct ft_ack; first_seq = the highest contiguous seq stored
- *   HEARTBEAT    struct ft_heartbeat
+ *   HEARTBEAT    struct ft_heartbeat (it carries the primary's EMITTED value
+ *                to the backup: a stale value only makes the new primary
+ *                re-emit a few outputs twice, which the output rule allows)
  */
 #ifndef FTD_FRAME_H
 #define FTD_FRAME_H
@@ -82,6 +84,8 @@ struct ft_heartbeat {
 	uint32_t reserved;
 	uint64_t head_seq;	/* primary: last seq read from the ring */
 	uint64_t echo_hold_ns;	/* how long echo_ns waited here before this frame */
+	uint64_t emitted_seq;	/* primary: its VMM's last EMITTED (every output with
+				 * record seq <= it has left the primary's host) */
 };
 
 const char *ft_frame_type_name(unsigned int type);
