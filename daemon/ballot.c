@@ -14,6 +14,7 @@
 struct answer {
 	int ret;
 	unsigned int winner;
+	uint64_t disk_epoch;	/* -ESTALE: the epoch on the disk */
 };
 
 struct ft_ballot {
@@ -24,6 +25,7 @@ struct ft_ballot {
 	ft_ballot_done done;
 	void *ctx;
 	pid_t pid;			/* child alive (not reaped yet) */
+	uint64_t disk_epoch;		/* from the last -ESTALE answer */
 	bool answered;			/* this round's callback ran */
 	int fd;
 	sd_event_source *io, *timer, *child;
@@ -50,8 +52,10 @@ static int on_answer(sd_event_source *s, int fd, uint32_t ev, void *ud)
 
 	(void)s;
 	(void)ev;
-	if (n == sizeof(a))
+	if (n == sizeof(a)) {
+		b->disk_epoch = a.disk_epoch;
 		finish(b, a.ret, a.winner);
+	}
 	else
 		finish(b, -EIO, 0);	/* the child died without an answer */
 	return 0;
@@ -133,6 +137,12 @@ static void child(struct ft_ballot *b, uint64_t epoch, int wfd)
 		/* Tell the loser sooner (liveness only; its own ballot decides). */
 		if (!a.ret && a.winner == b->node_id)
 			ft_arb_mailbox_write(arb, 3 - b->node_id, epoch, FT_ARB_MAIL_LOST, a.winner);
+		if (a.ret == -ESTALE) {
+			struct ft_arb_epoch e;
+
+			if (!ft_arb_read_epoch(arb, &e))
+				a.disk_epoch = e.epoch;
+		}
 		ft_arb_close(arb);
 	}
 	if (write(wfd, &a, sizeof(a)) != sizeof(a))
@@ -175,6 +185,24 @@ int ft_ballot_start(struct ft_ballot *b, uint64_t epoch)
 		finish(b, ret, 0);
 	}
 	return 0;
+}
+
+uint64_t ft_ballot_disk_epoch(const struct ft_ballot *b)
+{
+	return b->disk_epoch;
+}
+
+int ft_ballot_read_decided(const char *disk, uint64_t epoch, unsigned int *winner)
+{
+	struct ft_arb *arb;
+	int ret = ft_arb_open(disk, 0, &arb);
+
+	if (ret)
+		return ret;
+	*winner = 0;
+	ret = ft_arb_decided(arb, epoch, winner);
+	ft_arb_close(arb);
+	return ret;
 }
 
 int ft_ballot_read_epoch(const char *disk, uint64_t *epoch, unsigned int *primary)

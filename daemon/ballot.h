@@ -24,6 +24,13 @@ int ft_ballot_new(sd_event *ev, const char *disk, unsigned int node_id,
 void ft_ballot_free(struct ft_ballot *b);
 /* Start a round for epoch: 0, or -EBUSY while a previous child lives. */
 int ft_ballot_start(struct ft_ballot *b, uint64_t epoch);
+/* The disk's epoch the last -ESTALE answer reported (0 if unknown). */
+uint64_t ft_ballot_disk_epoch(const struct ft_ballot *b);
+/*
+ * Who was decided to go live in epoch (blocking: at start-up only): 0 with
+ * *winner 0 if nobody yet, or -ESTALE if a later epoch was decided.
+ */
+int ft_ballot_read_decided(const char *disk, uint64_t epoch, unsigned int *winner);
 /* Read the epoch record (blocking: at start-up only). */
 int ft_ballot_read_epoch(const char *disk, uint64_t *epoch, unsigned int *primary);
 

@@ -41,6 +41,12 @@ static const struct row table[] = {
 	{ FT_ROLE_SYNCING, FT_EV_SYNC_DONE, FT_ROLE_PRIMARY, FT_ACT_ADVANCE_EPOCH },
 	{ FT_ROLE_SYNCING, FT_EV_PEER_DEAD, FT_ROLE_LIVE_ALONE, 0 },
 	{ FT_ROLE_SYNCING, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
+
+	{ FT_ROLE_PRIMARY, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_BACKUP, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_ARBITRATING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_LIVE_ALONE, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_SYNCING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 };
 
 void ft_role_init(struct ft_role_sm *sm, enum ft_role initial)
@@ -99,7 +105,7 @@ const char *ft_role_event_name(enum ft_role_event ev)
 		[FT_EV_ARB_WON] = "arb-won", [FT_EV_ARB_LOST] = "arb-lost",
 		[FT_EV_ARB_ERROR] = "arb-error", [FT_EV_STALE_EPOCH] = "stale-epoch",
 		[FT_EV_FAILOVER] = "failover", [FT_EV_SYNC_START] = "sync-start",
-		[FT_EV_SYNC_DONE] = "sync-done",
+		[FT_EV_SYNC_DONE] = "sync-done", [FT_EV_VM_LOST] = "vm-lost",
 	};
 
 	return ev >= 1 && ev <= FT_EV_MAX ? n[ev] : "unknown";

@@ -20,6 +20,9 @@
  *   SYNCING   --peer-dead-->     LIVE_ALONE
  *   any but HALTED --stale-epoch--> HALTED    (a newer epoch exists: fenced)
  *   PRIMARY/BACKUP --failover--> (refused: needs replay, not there yet)
+ *   any but HALTED --vm-lost-->  HALTED       (the local VM is gone: this node
+ *                                              leaves the pair and its peer,
+ *                                              hearing nothing, takes over)
  *   HALTED absorbs every event.
  */
 #ifndef FTD_ROLE_H
@@ -47,7 +50,8 @@ enum ft_role_event {
 	FT_EV_FAILOVER,		/* planned failover asked by ftctl */
 	FT_EV_SYNC_START,
 	FT_EV_SYNC_DONE,
-	FT_EV_MAX = FT_EV_SYNC_DONE,
+	FT_EV_VM_LOST,		/* the local VM is gone (VMM closed, replay failed) */
+	FT_EV_MAX = FT_EV_VM_LOST,
 };
 
 /* Actions, a bit mask, in the order ftd performs them. */
