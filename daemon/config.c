@@ -10,6 +10,7 @@
 #include <syslog.h>
 #include "config.h"
 #include "channel.h"
+#include "ftd_vmm.h"
 
 int ft_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -156,10 +157,24 @@ static int set(struct ft_config *c, const char *k, const char *v, const char **h
 			return -EINVAL;
 		return copy_path(c->status_socket, v);
 	} else if (!strcmp(k, "ring")) {
-		*hint = "file:/absolute/path (vm: sources come with the VMM)";
+		*hint = "vm or file:/absolute/path";
+		if (!strcmp(v, "vm")) {
+			c->ring[0] = 0;
+			return 0;
+		}
 		if (strncmp(v, "file:", 5))
 			return -EINVAL;
 		return copy_path(c->ring, v + 5);
+	} else if (!strcmp(k, "vmm_socket")) {
+		*hint = "an absolute path shorter than 108 bytes";
+		if (strlen(v) >= 108)
+			return -EINVAL;
+		return copy_path(c->vmm_socket, v);
+	} else if (!strcmp(k, "vmm_file_rings")) {
+		*hint = "yes or no";
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return -EINVAL;
+		c->vmm_file_rings = v[0] == 'y';
 	} else if (!strcmp(k, "ring_order")) {
 		*hint = "16..26";
 		if (ft_parse_size(v, &n) || n < KVM_FT_RING_ORDER_MIN || n > KVM_FT_RING_ORDER_MAX)
@@ -226,6 +241,7 @@ int ft_config_parse(const char *text, const char *name, struct ft_config *c, cha
 	c->max_lag_bytes = 4u << 20;
 	c->log_level = LOG_INFO;
 	strcpy(c->status_socket, "/run/ftd/ftd.sock");
+	strcpy(c->vmm_socket, FTD_VMM_SOCKET);
 	while (*text) {
 		const char *nl = strchr(text, '\n');
 		size_t n = nl ? (size_t)(nl - text) : strlen(text);
@@ -271,8 +287,6 @@ int ft_config_parse(const char *text, const char *name, struct ft_config *c, cha
 		return fail(err, errlen, -EINVAL, "%s: listen and peer are both required", name);
 	if (!c->key_file[0])
 		return fail(err, errlen, -EINVAL, "%s: key_file is required", name);
-	if (!c->ring[0])
-		return fail(err, errlen, -EINVAL, "%s: ring is required", name);
 	if (c->peer_timeout_us < 3 * c->heartbeat_us)
 		return fail(err, errlen, -EINVAL,
 			    "%s: peer_timeout (%llu ms) must be at least 3 heartbeat intervals (%llu ms)",

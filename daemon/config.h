@@ -8,9 +8,11 @@
  *                      ("127.0.0.1:7000", "[::1]:7000"; required)
  *   peer               address:port of the other ftd (required)
  *   key_file           64 hex digits, mode 0600 (required)
- *   ring               the log ring: file:/path (a ring file laid out as the
- *                      uapi says; the backup's replay ring, or a test ring)
- *                      (required; vm: sources arrive with the VMM work)
+ *   ring               where the log comes from: vm (default) = the ft fd the
+ *                      FT-aware VMM passes over vmm_socket (primary: its log
+ *                      ring; backup: its replay ring); or file:/path = a ring
+ *                      file laid out as the uapi says (a test producer's
+ *                      ring, and the backup's ring of records)
  *   ring_order         log2 of the data area when ftd creates the ring file
  *                      (16..26, default 20)
  *   shared_disk        the arbitration area (optional; without it this node
@@ -22,6 +24,11 @@
  *                      peer_timeout/2: the incumbent's bias)
  *   max_lag_records    unacked records in flight (default 65536)
  *   max_lag_bytes      unacked bytes in flight (default 4M; K/M/G suffixes)
+ *   vmm_socket         the VMM socket (ftd_vmm.h; ring = vm only), default
+ *                      /run/ftd/vmm.sock
+ *   vmm_file_rings     yes | no (default no): also accept a ring file or
+ *                      memfd instead of an ft fd from the VMM (tests only:
+ *                      there is no module to switch to live mode)
  *   status_socket      default /run/ftd/ftd.sock
  *   log_level          err | warning | notice | info | debug (default info)
  *
@@ -31,6 +38,7 @@
 #define FTD_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include "role.h"
@@ -42,7 +50,9 @@ struct ft_config {
 	socklen_t listen_len, peer_len;
 	char listen_str[80], peer_str[80];
 	char key_file[PATH_MAX];
-	char ring[PATH_MAX];		/* path of the ring file */
+	char ring[PATH_MAX];		/* path of the ring file; "" = ring from the VMM */
+	char vmm_socket[PATH_MAX];
+	bool vmm_file_rings;
 	unsigned int ring_order;
 	char shared_disk[PATH_MAX];
 	uint64_t epoch;

@@ -238,7 +238,12 @@ static int cmd_status(int argc, char **argv)
 	       color ? "\033[0m" : "", num(&r, "epoch"));
 	/* What is wrong comes first. */
 	if (!strcmp(role, "halted"))
-		warn_line("halted: this node lost arbitration or was fenced; it emits nothing");
+		warn_line("halted: %s; it emits nothing", get(&r, "halt_reason") ? get(&r, "halt_reason") :
+			  "this node lost arbitration or was fenced");
+	if (num(&r, "ring_error"))
+		warn_line("the VM's ring is in error %llu (the VM is stopped)", num(&r, "ring_error"));
+	if (get(&r, "vmm") && !strcmp(get(&r, "vmm"), "lost"))
+		warn_line("the VMM of %s went away: the local VM is gone", get(&r, "vm_name"));
 	if (!strcmp(role, "arbitrating"))
 		warn_line("arbitration in progress: %s (%llu attempts)", get(&r, "arbitration"),
 			  num(&r, "arbitration_attempts"));
@@ -271,6 +276,17 @@ static int cmd_status(int argc, char **argv)
 	printf("  channel      %llu sessions, %llu rejected, %llu window-full stalls, max heartbeat gap %llu ms\n",
 	       num(&r, "sessions"), num(&r, "rejects"), num(&r, "window_full"), num(&r, "max_heartbeat_gap_ms"));
 	printf("  arbitration  %s (shared disk %s)\n", get(&r, "arbitration"), get(&r, "shared_disk"));
+	if (get(&r, "vmm") && !strcmp(get(&r, "vmm"), "off"))
+		printf("  vm           none (a ring file), ring seq %llu, consumed %llu\n",
+		       num(&r, "ring_seq"), num(&r, "ring_consumed"));
+	else if (get(&r, "vmm"))
+		printf("  vm           %s: vmm %s, mode %s (%s), ring seq %llu, consumed %llu, lag %llu; "
+		       "acked %llu, emitted %llu, peer emitted %llu%s%s\n",
+		       get(&r, "vm_name")[0] ? get(&r, "vm_name") : "-", get(&r, "vmm"), get(&r, "vm_mode"),
+		       get(&r, "vm_ring"), num(&r, "ring_seq"), num(&r, "ring_consumed"), num(&r, "ring_lag"),
+		       num(&r, "vmm_acked_seq"), num(&r, "emitted_seq"), num(&r, "peer_emitted_seq"),
+		       strcmp(get(&r, "go_live"), "none") ? "; go-live " : "",
+		       strcmp(get(&r, "go_live"), "none") ? get(&r, "go_live") : "");
 	free(buf);
 	return EX_OK;
 }

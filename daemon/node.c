@@ -7,10 +7,25 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sodium.h>
 #include "ballot.h"
 #include "log.h"
 #include "node.h"
+#include "vmm.h"
+
+/* Promotion of a backup attached to a VM (see apply(): FT_ACT_GO_LIVE). */
+enum go_live {
+	GL_NONE = 0,
+	GL_DRAIN_CHANNEL,	/* storing what the channel received into the replay ring */
+	GL_DRAIN_REPLAY,	/* waiting for the module to consume every record */
+	GL_DONE,		/* the module is live, the VMM told */
+};
+
+static const char *const go_live_names[] = {
+	[GL_NONE] = "none", [GL_DRAIN_CHANNEL] = "draining-channel",
+	[GL_DRAIN_REPLAY] = "draining-replay", [GL_DONE] = "done",
+};
 
 struct ft_node {
 	sd_event *ev;
@@ -35,6 +50,19 @@ struct ft_node {
 	uint64_t bw_t, bw_bytes, bw_recs, bw_Bps, bw_rps;
 	struct ft_event events[FT_NODE_EVENTS];
 	uint64_t ev_next;
+	/* ring = vm: the VM attached through the VMM socket */
+	struct ft_vmm *vmm;
+	struct kvm_ft_info vm_info;
+	uint32_t vm_mode;		/* KVM_FT_MODE_* now */
+	bool vm_file;			/* a ring file stands in for the ft fd (tests) */
+	uint64_t peer_emitted;		/* backup: the primary's last EMITTED, kept past the channel */
+	enum go_live go_live;
+	sd_event_source *go_live_timer, *vm_lost_defer;
+	uint64_t go_live_t0;
+	const char *vm_lost_why;
+	uint64_t fence_epoch;		/* the epoch that fenced this node (HALT) */
+	struct ft_chan_cfg cc;		/* the channel to start once the ring is there */
+	char halt_why[200];
 };
 
 static void changed(struct ft_node *n)
@@ -76,6 +104,7 @@ enum ft_role ft_node_role(const struct ft_node *n)
 }
 
 static void apply(struct ft_node *n, enum ft_role_event ev);
+static void go_live_start(struct ft_node *n);
 
 static void arm_ballot(struct ft_node *n, uint64_t delay_us)
 {
@@ -123,6 +152,8 @@ static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
+static void halt_for(struct ft_node *n, enum ft_role_event ev, uint64_t fence, const char *why);
+
 static void on_arb_done(void *ctx, int ret, unsigned int winner)
 {
 	struct ft_node *n = ctx;
@@ -136,7 +167,10 @@ static void on_arb_done(void *ctx, int ret, unsigned int winner)
 		f.reason = winner == n->cfg.node_id ? "arb-won" : "arb-lost";
 		ft_log(LOG_NOTICE, &f, "arbitration: node %u decided for epoch %llu: %s", winner,
 		       (unsigned long long)n->epoch, winner == n->cfg.node_id ? "going live" : "halting");
-		apply(n, winner == n->cfg.node_id ? FT_EV_ARB_WON : FT_EV_ARB_LOST);
+		if (winner == n->cfg.node_id)
+			apply(n, FT_EV_ARB_WON);
+		else
+			halt_for(n, FT_EV_ARB_LOST, n->epoch, "the peer won the arbitration");
 		return;
 	}
 	if (ret == -ESTALE) {
@@ -146,7 +180,7 @@ static void on_arb_done(void *ctx, int ret, unsigned int winner)
 		f.reason = "stale-epoch";
 		f.err = ESTALE;
 		ft_log(LOG_WARNING, &f, "arbitration: %s; halting", state);
-		apply(n, FT_EV_STALE_EPOCH);
+		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb), "fenced by a newer epoch on the disk");
 		return;
 	}
 	snprintf(state, sizeof(state), ret == -EBUSY ? "preempted by the peer's ballot, retrying" :
@@ -159,6 +193,129 @@ static void on_arb_done(void *ctx, int ret, unsigned int winner)
 	}
 	n->arb_last_err = ret;
 	apply(n, FT_EV_ARB_ERROR);
+}
+
+static void halt_for(struct ft_node *n, enum ft_role_event ev, uint64_t fence, const char *why)
+{
+	if (n->sm.role == FT_ROLE_HALTED)
+		return;	/* halted for good already, for the first reason */
+	if (fence > n->fence_epoch)
+		n->fence_epoch = fence;
+	snprintf(n->halt_why, sizeof(n->halt_why), "%s", why);
+	apply(n, ev);
+}
+
+/* The module leaves RECORD or REPLAY: KVM_FT_SET_MODE LIVE. */
+static int vm_set_live(struct ft_node *n)
+{
+	if (n->vm_file) {
+		/* A ring file has no module behind it: nothing to switch (tests). */
+		n->vm_mode = KVM_FT_MODE_LIVE;
+		return 0;
+	}
+	if (ioctl(n->ring_fd, KVM_FT_SET_MODE, (unsigned long)KVM_FT_MODE_LIVE) < 0)
+		return -errno;
+	n->vm_mode = KVM_FT_MODE_LIVE;
+	return 0;
+}
+
+/* Last step of going live: the module live, the VMM told, systemd and the journal told. */
+static void go_live_finish(struct ft_node *n, uint64_t emitted)
+{
+	struct ft_log_fields f = { .epoch = n->epoch, .role = "live-alone", .reason = "go-live" };
+	int ret = n->vmm ? vm_set_live(n) : 0;
+
+	if (ret) {
+		f.err = -ret;
+		ft_log(LOG_ERR, &f, "cannot switch the module to live mode: %s", strerror(-ret));
+		halt_for(n, FT_EV_VM_LOST, 0, "the module refused live mode");
+		return;
+	}
+	n->go_live = GL_DONE;
+	if (n->vmm)
+		ft_vmm_send(n->vmm, FTD_VMM_GO_LIVE, emitted, n->epoch, 0);
+	ft_log(LOG_NOTICE, &f, "LIVE alone in epoch %llu%s%s; the VMM re-emits outputs after seq %llu "
+	       "(took %llu ms)", (unsigned long long)n->epoch, n->vmm ? ", module in live mode" : "",
+	       n->vm_file ? " (ring file: no module)" : "", (unsigned long long)emitted,
+	       (unsigned long long)(ft_now_us() - n->go_live_t0) / 1000);
+	changed(n);
+}
+
+static uint64_t replay_left(const struct ft_node *n)
+{
+	return *n->ring.wprod_pos - __atomic_load_n(n->ring.cons_pos, __ATOMIC_ACQUIRE);
+}
+
+/* Backup promotion, one step per millisecond until done. */
+static int on_go_live(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct ft_node *n = ud;
+	struct ft_chan_stats st;
+
+	if (n->sm.role != FT_ROLE_LIVE_ALONE)
+		return 0;
+	if (n->go_live == GL_DRAIN_CHANNEL) {
+		/* Every record received is stored before the channel closes. */
+		if (n->chan) {
+			ft_chan_kick(n->chan);
+			ft_chan_get_stats(n->chan, &st);
+			if (st.stalled)
+				goto again;
+			n->peer_emitted = st.peer_emitted_seq;
+			ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+			       "go-live: %llu records received and stored; log channel closed",
+			       (unsigned long long)st.head_seq);
+		}
+		ft_chan_free(n->chan);
+		n->chan = NULL;
+		n->go_live = GL_DRAIN_REPLAY;
+		changed(n);
+	}
+	if (n->go_live == GL_DRAIN_REPLAY) {
+		uint32_t err = __atomic_load_n(&n->ring.rstat->error, __ATOMIC_ACQUIRE);
+
+		if (err) {
+			ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "replay-failed" },
+			       "go-live: replay stopped with error %u before the log was consumed", err);
+			halt_for(n, FT_EV_VM_LOST, 0, "replay failed");
+			return 0;
+		}
+		if (replay_left(n))
+			goto again;
+		go_live_finish(n, n->peer_emitted);
+		return 0;
+	}
+	return 0;
+again:
+	sd_event_source_set_time(s, usec + 1000);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* FT_ACT_GO_LIVE: this node won its epoch. */
+static void go_live_start(struct ft_node *n)
+{
+	n->go_live_t0 = ft_now_us();
+	if (!n->vmm || n->sm.from == FT_ROLE_PRIMARY) {
+		/*
+		 * The primary (or a ring-file node) is live alone at once: it stops
+		 * logging rather than acking locally; re-protection would start
+		 * from a new snapshot, not from this log. The channel closes: no
+		 * log goes to the other node until re-protection seeds it under a
+		 * new epoch.
+		 */
+		ft_chan_free(n->chan);
+		n->chan = NULL;
+		go_live_finish(n, ft_vmm_emitted(n->vmm));
+		return;
+	}
+	/*
+	 * The backup drains first: every record received goes into the replay
+	 * ring, the module consumes all of it, then the VM goes live.
+	 */
+	n->go_live = GL_DRAIN_CHANNEL;
+	sd_event_source_set_time(n->go_live_timer, ft_now_us());
+	sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_ONESHOT);
 }
 
 static void apply(struct ft_node *n, enum ft_role_event ev)
@@ -189,23 +346,23 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 	}
 	if (act & FT_ACT_BALLOT_RETRY)
 		arm_ballot(n, 50000 + randombytes_uniform(450000));
-	if (act & FT_ACT_GO_LIVE) {
-		/*
-		 * Live alone in this epoch. The channel closes: no log is taken
-		 * from, or sent to, the other node until re-protection (not yet
-		 * implemented) seeds it under a new epoch.
-		 */
-		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .role = "live-alone" },
-		       "LIVE alone in epoch %llu; log channel closed", (unsigned long long)n->epoch);
-		ft_chan_free(n->chan);
-		n->chan = NULL;
-	}
+	if (act & FT_ACT_GO_LIVE)
+		go_live_start(n);
 	if (act & FT_ACT_HALT) {
+		uint64_t fence = n->fence_epoch > n->epoch ? n->fence_epoch : n->epoch;
+
 		/* Emit nothing more. */
-		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .role = "halted" },
-		       "HALTED in epoch %llu: this node must not run the VM", (unsigned long long)n->epoch);
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = fence, .role = "halted" },
+		       "HALTED in epoch %llu: this node must not run the VM%s%s", (unsigned long long)fence,
+		       n->halt_why[0] ? ": " : "", n->halt_why);
 		ft_chan_free(n->chan);
 		n->chan = NULL;
+		if (n->go_live_timer)
+			sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_OFF);
+		if (ft_vmm_state(n->vmm) != FT_VMM_NONE && ft_vmm_state(n->vmm) != FT_VMM_LOST) {
+			ft_vmm_send(n->vmm, FTD_VMM_HALT, 0, fence, 0);
+			ft_vmm_close(n->vmm);
+		}
 	}
 	changed(n);
 }
@@ -218,8 +375,11 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 	uint64_t now = ft_now_us(), deadline;
 
 	(void)usec;
-	if (!n->chan)
+	if (!n->chan) {
+		/* no channel (yet, or any more): nothing to watch, look again later */
+		sd_event_source_set_time(s, now + n->cfg.heartbeat_us);
 		return 0;
+	}
 	ft_chan_get_stats(n->chan, &st);
 	/*
 	 * While our own replay ring is full we stop reading the socket, so the
@@ -272,11 +432,24 @@ static void chan_epoch(void *ctx, uint64_t peer_epoch)
 {
 	struct ft_node *n = ctx;
 
-	/* A hint only: the shared disk, not the peer, says which epoch is current. */
+	/*
+	 * Only the decided winner of an epoch may advance it, so an
+	 * authenticated peer at a later epoch means this node's epoch is over:
+	 * it halts (safe even if the peer is misconfigured: never two live).
+	 */
 	ft_log(LOG_WARNING, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = peer_epoch,
 						     .reason = "peer-epoch-ahead" },
-	       "peer is at epoch %llu, this node at %llu: the shared disk decides",
+	       "peer is at epoch %llu, this node at %llu: this node is fenced",
 	       (unsigned long long)peer_epoch, (unsigned long long)n->epoch);
+	halt_for(n, FT_EV_STALE_EPOCH, peer_epoch, "the peer is at a newer epoch");
+}
+
+static void chan_acked(void *ctx, uint64_t seq)
+{
+	struct ft_node *n = ctx;
+
+	if (n->vmm && n->sm.role == FT_ROLE_PRIMARY)
+		ft_vmm_send(n->vmm, FTD_VMM_ACKED, seq, 0, 0);
 }
 
 static int on_sample(sd_event_source *s, uint64_t usec, void *ud)
@@ -341,16 +514,159 @@ static int listen_on(const struct ft_config *c, char *err, size_t errlen)
 	return fd;
 }
 
+static int start_channel(struct ft_node *n, char *err, size_t errlen)
+{
+	static const struct ft_chan_ops cops = {
+		.state = chan_state, .epoch_mismatch = chan_epoch, .acked = chan_acked,
+	};
+	int ret;
+
+	n->cc.ring = &n->ring;
+	n->cc.epoch = n->epoch;
+	n->cc.role = n->sm.role;
+	/* The kernel's ft fd wakes the sender; a ring file is polled. */
+	n->cc.ring_notify_fd = n->vmm && !n->vm_file && n->cc.sender ? n->ring_fd : 0;
+	ret = ft_chan_new(n->ev, &n->cc, &cops, n, &n->chan);
+	n->cc.listen_fd = -1;	/* the channel owns it now (or closed it) */
+	sodium_memzero(n->cc.psk, sizeof(n->cc.psk));
+	if (ret)
+		snprintf(err, errlen, "cannot start the channel: %s", strerror(-ret));
+	return ret;
+}
+
+/* ---- the VMM (ring = vm) ---- */
+
+static int vmm_hello(void *ctx, const char *name, uint32_t *role, uint64_t *epoch, char *why, size_t whylen)
+{
+	struct ft_node *n = ctx;
+
+	(void)name;
+	*epoch = n->fence_epoch > n->epoch ? n->fence_epoch : n->epoch;
+	if (n->sm.role == FT_ROLE_HALTED) {
+		snprintf(why, whylen, "this node is halted (%s)", n->halt_why[0] ? n->halt_why : "fenced");
+		return -EPERM;
+	}
+	if (n->sm.role != FT_ROLE_PRIMARY && n->sm.role != FT_ROLE_BACKUP) {
+		snprintf(why, whylen, "this node is %s, not protecting a new VM (re-protection is not "
+			 "implemented)", ft_role_name(n->sm.role));
+		return -EBUSY;
+	}
+	*role = n->sm.role == FT_ROLE_PRIMARY ? FTD_VMM_ROLE_PRIMARY : FTD_VMM_ROLE_BACKUP;
+	return 0;
+}
+
+static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char *why, size_t whylen)
+{
+	struct ft_node *n = ctx;
+	bool primary = info->mode == KVM_FT_MODE_RECORD;
+	int ret;
+
+	if (n->chan || n->ring.map_cons) {
+		snprintf(why, whylen, "a ring is attached already");
+		return -EBUSY;
+	}
+	ret = primary ? ft_ring_map_log(&n->ring, fd, info->data_size) :
+			ft_ring_map_replay(&n->ring, fd, info->data_size);
+	if (ret) {
+		snprintf(why, whylen, "cannot map its ring: %s", ret == -EBADMSG && n->ring.why ?
+			 n->ring.why : strerror(-ret));
+		memset(&n->ring, 0, sizeof(n->ring));
+		return ret;
+	}
+	n->ring_fd = fd;
+	n->vm_info = *info;
+	n->vm_mode = info->mode;
+	n->vm_file = info->flags & FT_VMM_INFO_F_FILE;
+	ret = start_channel(n, why, whylen);
+	if (ret) {
+		ft_ring_unmap(&n->ring);
+		n->ring_fd = -1;
+		return ret;
+	}
+	changed(n);
+	return 0;
+}
+
+static void vmm_emitted(void *ctx, uint64_t seq)
+{
+	struct ft_node *n = ctx;
+
+	if (n->chan)
+		ft_chan_set_emitted(n->chan, seq);
+}
+
+static int on_vm_lost(sd_event_source *s, void *ud)
+{
+	struct ft_node *n = ud;
+	char why[200];
+
+	(void)s;
+	snprintf(why, sizeof(why), "the local VM is gone (VMM %s)", n->vm_lost_why);
+	sd_event_source_set_enabled(n->vm_lost_defer, SD_EVENT_OFF);
+	halt_for(n, FT_EV_VM_LOST, 0, why);
+	return 0;
+}
+
+static void vmm_lost(void *ctx, const char *why)
+{
+	struct ft_node *n = ctx;
+
+	/* Deferred: this may run inside the channel's or the VMM socket's own callbacks. */
+	n->vm_lost_why = why && strstr(why, "closed") ? "closed its socket" : "broke the protocol";
+	sd_event_source_set_enabled(n->vm_lost_defer, SD_EVENT_ONESHOT);
+}
+
+/*
+ * A node that comes back after its pair moved on must not run the VM: if
+ * the disk's current epoch was decided while it was away, the other node is
+ * (or was) live alone in it. Blocking reads, at start-up only.
+ */
+static int check_returning(struct ft_node *n, char *err, size_t errlen)
+{
+	unsigned int winner = 0;
+	int ret = ft_ballot_read_decided(n->cfg.shared_disk, n->epoch, &winner);
+
+	if (ret == -ESTALE)
+		winner = 3 - n->cfg.node_id;	/* a later epoch was decided already */
+	else if (ret) {
+		snprintf(err, errlen, "cannot read the decisions on shared disk %s: %s",
+			 n->cfg.shared_disk, strerror(-ret));
+		return ret;
+	}
+	if (!winner)
+		return 0;
+	if (winner == n->cfg.node_id) {
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "returning-live",
+							     .role = "live-alone" },
+		       "epoch %llu was decided for this node before ftd restarted: live alone, not "
+		       "protecting (re-protection needs a new epoch)", (unsigned long long)n->epoch);
+		ft_role_init(&n->sm, FT_ROLE_LIVE_ALONE);
+		n->arb_state = "won before the restart";
+		return 0;
+	}
+	snprintf(n->halt_why, sizeof(n->halt_why), "epoch %llu was decided for node %u while this node "
+		 "was away", (unsigned long long)n->epoch, winner);
+	n->fence_epoch = n->epoch;
+	ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "returning-fenced",
+						     .role = "halted" },
+	       "fenced at start: %s; this node stays halted and will not run the VM", n->halt_why);
+	ft_role_init(&n->sm, FT_ROLE_HALTED);
+	n->arb_state = "fenced: the pair moved on while this node was away";
+	return 0;
+}
+
 int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_ops *ops,
 		void *ctx, struct ft_node **out, char *err, size_t errlen)
 {
 	struct ft_node *n = calloc(1, sizeof(*n));
-	struct ft_chan_cfg cc = { 0 };
-	static const struct ft_chan_ops cops = { .state = chan_state, .epoch_mismatch = chan_epoch };
+	struct ft_chan_cfg *cc;
+	bool protecting;
 	int ret;
 
 	if (!n)
 		return -ENOMEM;
+	cc = &n->cc;
+	cc->listen_fd = -1;
 	n->ev = sd_event_ref(ev);
 	n->cfg = *cfg;
 	if (ops)
@@ -376,40 +692,47 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 			ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch },
 			       "configured as %s but the shared disk names node %u primary of epoch %llu",
 			       ft_role_name(cfg->role), primary, (unsigned long long)n->epoch);
+		ret = check_returning(n, err, errlen);
+		if (ret)
+			goto fail;
 		ret = ft_ballot_new(ev, cfg->shared_disk, cfg->node_id, 5000000, on_arb_done, n, &n->arb);
 		if (ret) {
 			snprintf(err, errlen, "arbitration: %s", strerror(-ret));
 			goto fail;
 		}
 	}
-	ret = ft_psk_load(cfg->key_file, cc.psk, err, errlen);
-	if (!ret)
-		ret = open_ring(n, err, errlen);
+	protecting = n->sm.role == FT_ROLE_PRIMARY || n->sm.role == FT_ROLE_BACKUP;
+	ret = ft_psk_load(cfg->key_file, cc->psk, err, errlen);
 	if (ret)
 		goto fail;
-	cc.node_id = cfg->node_id;
-	cc.epoch = n->epoch;
-	cc.sender = cfg->role == FT_ROLE_PRIMARY;
-	cc.peer = cfg->peer;
-	cc.peer_len = cfg->peer_len;
-	cc.listen_fd = -1;
-	cc.ring = &n->ring;
-	cc.max_unacked_records = cfg->max_lag_records;
-	cc.max_unacked_bytes = cfg->max_lag_bytes;
-	cc.heartbeat_us = cfg->heartbeat_us;
-	cc.role = cfg->role;
-	if (!cc.sender) {
-		cc.listen_fd = listen_on(cfg, err, errlen);
-		if (cc.listen_fd < 0) {
-			ret = cc.listen_fd;
+	cc->node_id = cfg->node_id;
+	cc->sender = cfg->role == FT_ROLE_PRIMARY;
+	cc->peer = cfg->peer;
+	cc->peer_len = cfg->peer_len;
+	cc->max_unacked_records = cfg->max_lag_records;
+	cc->max_unacked_bytes = cfg->max_lag_bytes;
+	cc->heartbeat_us = cfg->heartbeat_us;
+	if (!cc->sender && protecting) {
+		cc->listen_fd = listen_on(cfg, err, errlen);
+		if (cc->listen_fd < 0) {
+			ret = cc->listen_fd;
 			goto fail;
 		}
 	}
-	ret = ft_chan_new(ev, &cc, &cops, n, &n->chan);
-	sodium_memzero(cc.psk, sizeof(cc.psk));
-	if (ret) {
-		snprintf(err, errlen, "cannot start the channel: %s", strerror(-ret));
-		goto fail;
+	if (!cfg->ring[0]) {
+		static const struct ft_vmm_ops vops = {
+			.hello = vmm_hello, .attached = vmm_attached, .emitted = vmm_emitted, .lost = vmm_lost,
+		};
+
+		ret = ft_vmm_new(ev, cfg->vmm_socket, cfg->vmm_file_rings, &vops, n, &n->vmm, err, errlen);
+		if (ret)
+			goto fail;
+	} else if (protecting) {
+		ret = open_ring(n, err, errlen);
+		if (!ret)
+			ret = start_channel(n, err, errlen);
+		if (ret)
+			goto fail;
 	}
 	ret = sd_event_add_time(ev, &n->detect, CLOCK_MONOTONIC, ft_now_us() + cfg->heartbeat_us, 1000,
 				on_detect, n);
@@ -420,6 +743,14 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	if (ret >= 0)
 		ret = sd_event_source_set_enabled(n->ballot, SD_EVENT_OFF);
 	if (ret >= 0)
+		ret = sd_event_add_time(ev, &n->go_live_timer, CLOCK_MONOTONIC, 0, 500, on_go_live, n);
+	if (ret >= 0)
+		ret = sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_OFF);
+	if (ret >= 0)
+		ret = sd_event_add_defer(ev, &n->vm_lost_defer, on_vm_lost, n);
+	if (ret >= 0)
+		ret = sd_event_source_set_enabled(n->vm_lost_defer, SD_EVENT_OFF);
+	if (ret >= 0)
 		ret = sd_event_add_time(ev, &n->sample, CLOCK_MONOTONIC, ft_now_us() + 1000000, 10000,
 					on_sample, n);
 	if (ret >= 0)
@@ -429,10 +760,11 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		goto fail;
 	}
 	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch, .role = ft_role_name(n->sm.role) },
-	       "node %u started as %s, %s %s, heartbeat %llu ms, peer timeout %llu ms",
-	       cfg->node_id, ft_role_name(n->sm.role), cc.sender ? "dialing" : "listening on",
-	       cc.sender ? cfg->peer_str : cfg->listen_str,
-	       (unsigned long long)cfg->heartbeat_us / 1000, (unsigned long long)cfg->peer_timeout_us / 1000);
+	       "node %u started as %s, %s %s, heartbeat %llu ms, peer timeout %llu ms%s%s",
+	       cfg->node_id, ft_role_name(n->sm.role), cc->sender ? "dialing" : "listening on",
+	       cc->sender ? cfg->peer_str : cfg->listen_str,
+	       (unsigned long long)cfg->heartbeat_us / 1000, (unsigned long long)cfg->peer_timeout_us / 1000,
+	       n->vmm ? "; waiting for the VMM on " : "", n->vmm ? cfg->vmm_socket : "");
 	*out = n;
 	return 0;
 fail:
@@ -446,7 +778,13 @@ void ft_node_free(struct ft_node *n)
 		return;
 	ft_log_set_sink(NULL, NULL);
 	ft_chan_free(n->chan);
+	ft_vmm_free(n->vmm);
 	ft_ballot_free(n->arb);
+	sd_event_source_disable_unref(n->go_live_timer);
+	sd_event_source_disable_unref(n->vm_lost_defer);
+	if (n->cc.listen_fd >= 0)
+		close(n->cc.listen_fd);
+	sodium_memzero(n->cc.psk, sizeof(n->cc.psk));
 	sd_event_source_disable_unref(n->detect);
 	sd_event_source_disable_unref(n->ballot);
 	sd_event_source_disable_unref(n->sample);
@@ -469,6 +807,48 @@ int ft_node_failover(struct ft_node *n, char *msg, size_t len)
 	else if (ret)
 		snprintf(msg, len, "no planned failover from role %s", ft_role_name(n->sm.role));
 	return ret;
+}
+
+/*
+ * The attached VM, read from the ring's own control pages: ring_seq is the
+ * last record in the ring, ring_consumed the last one its consumer released
+ * (primary: acked by the backup; backup: replayed by the module).
+ */
+static void vm_status(struct ft_node *n, FILE *o)
+{
+	static const char *const modes[] = { "none", "record", "replay", "live" };
+	uint64_t seq = 0, done = 0, peer_emitted = n->peer_emitted;
+	uint32_t err = 0;
+
+	if (n->ring.prod) {
+		seq = __atomic_load_n(&n->ring.prod->next_seq, __ATOMIC_ACQUIRE) - 1;
+		done = n->ring.cons->acked_seq;
+		err = n->ring.prod->error;
+	} else if (n->ring.rstat) {
+		seq = n->ring.wseq - 1;
+		done = __atomic_load_n(&n->ring.rstat->next_seq, __ATOMIC_ACQUIRE) - 1;
+		err = n->ring.rstat->error;
+	}
+	if (n->chan) {
+		struct ft_chan_stats st;
+
+		ft_chan_get_stats(n->chan, &st);
+		peer_emitted = st.peer_emitted_seq;
+	}
+	fprintf(o, "vmm=%s\nvm_name=%s\n", n->vmm ? ft_vmm_state_name(ft_vmm_state(n->vmm)) : "off",
+		ft_vmm_name(n->vmm));
+	fprintf(o, "vm_mode=%s\nvm_ring=%s\n", modes[n->vm_mode <= 3 ? n->vm_mode : 0],
+		!n->ring.map_cons ? "none" : !n->vmm ? "file" : n->vm_file ? "vmm-file" : "ft-fd");
+	fprintf(o, "ring_seq=%llu\nring_consumed=%llu\nring_lag=%llu\nring_error=%u\n",
+		(unsigned long long)seq, (unsigned long long)done,
+		(unsigned long long)(seq > done ? seq - done : 0), err);
+	fprintf(o, "vmm_acked_seq=%llu\nemitted_seq=%llu\npeer_emitted_seq=%llu\n",
+		(unsigned long long)ft_vmm_acked_sent(n->vmm), (unsigned long long)ft_vmm_emitted(n->vmm),
+		(unsigned long long)peer_emitted);
+	fprintf(o, "go_live=%s\nvmm_refused=%llu\n", go_live_names[n->go_live],
+		(unsigned long long)ft_vmm_refused(n->vmm));
+	if (n->halt_why[0])
+		fprintf(o, "halt_reason=%s\n", n->halt_why);
 }
 
 void ft_node_status(struct ft_node *n, FILE *o)
@@ -514,7 +894,8 @@ void ft_node_status(struct ft_node *n, FILE *o)
 	fprintf(o, "arbitration=%s\narbitration_attempts=%llu\n", n->arb_state,
 		(unsigned long long)n->arb_attempts);
 	fprintf(o, "shared_disk=%s\nring=%s\n", n->cfg.shared_disk[0] ? n->cfg.shared_disk : "none",
-		n->cfg.ring);
+		n->cfg.ring[0] ? n->cfg.ring : "vm");
+	vm_status(n, o);
 	fprintf(o, "uptime_s=%llu\n", (unsigned long long)(now - n->started_us) / 1000000);
 }
 
@@ -524,13 +905,19 @@ const char *ft_node_status_line(struct ft_node *n, char *buf, size_t len)
 
 	if (n->chan)
 		ft_chan_get_stats(n->chan, &st);
-	snprintf(buf, len, "%s, epoch %llu; peer %s %s; log %llu, acked %llu (lag %llu records, %llu ms)%s%s",
+	char vm[120] = "";
+
+	if (n->vmm)
+		snprintf(vm, sizeof(vm), "; vm %s %s%s%s", ft_vmm_name(n->vmm)[0] ? ft_vmm_name(n->vmm) : "-",
+			 ft_vmm_state_name(ft_vmm_state(n->vmm)), n->go_live ? ", go-live " : "",
+			 n->go_live ? go_live_names[n->go_live] : "");
+	snprintf(buf, len, "%s, epoch %llu; peer %s %s; log %llu, acked %llu (lag %llu records, %llu ms)%s%s%s",
 		 ft_role_name(n->sm.role), (unsigned long long)n->epoch, n->cfg.peer_str,
 		 !n->peer_seen ? "not seen yet" : n->peer_dead ? "DEAD" :
 		 st.state == FT_CHAN_UP ? "up" : "reconnecting",
 		 (unsigned long long)st.head_seq, (unsigned long long)st.acked_seq,
 		 (unsigned long long)st.unacked_records, (unsigned long long)st.lag_us / 1000,
 		 n->sm.role == FT_ROLE_ARBITRATING ? "; arbitration: " : "",
-		 n->sm.role == FT_ROLE_ARBITRATING ? n->arb_state : "");
+		 n->sm.role == FT_ROLE_ARBITRATING ? n->arb_state : "", vm);
 	return buf;
 }

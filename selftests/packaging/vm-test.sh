@@ -69,7 +69,7 @@ check "modprobe -r kvm_ft, then modprobe kvm_ft: loaded after kvm_amd, /dev/kvm_
 # The shipped example, every key uncommented, must be a valid configuration.
 check "the shipped /etc/ftd/ftd.conf is valid with every key uncommented" \
 	bash -c "sed 's/^#\([a-z_]* = \)/\1/' /etc/ftd/ftd.conf > /tmp/all.conf &&
-		[ \$(grep -c '^[a-z_]* = ' /tmp/all.conf) = 16 ] && ftd -c /tmp/all.conf --check-config"
+		[ \$(grep -c '^[a-z_]* = ' /tmp/all.conf) = 18 ] && ftd -c /tmp/all.conf --check-config"
 
 # A backup whose peer never comes: ftd must still start and serve ftctl.
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > /etc/ftd/psk)
