@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include "ring.h"
 
-#define RF_ALL (KVM_FT_RF_OUTPUT | KVM_FT_RF_ASYNC)
+#define RF_ALL (KVM_FT_RF_OUTPUT | KVM_FT_RF_ASYNC | KVM_FT_RF_MEM_DIGEST)
 
 static uint32_t round8(uint64_t n)
 {
@@ -33,6 +33,8 @@ uint32_t ft_rec_min_len(unsigned int type)
 	case KVM_FT_REC_INTR:		return sizeof(struct kvm_ft_rec_intr);
 	case KVM_FT_REC_RDRAND:		return sizeof(struct kvm_ft_rec_rand);
 	case KVM_FT_REC_DMA:		return sizeof(struct kvm_ft_rec_dma);
+	case KVM_FT_REC_REG_DIGEST:
+	case KVM_FT_REC_MEM_DIGEST:	return sizeof(struct kvm_ft_rec_digest);
 	default:			return 0;
 	}
 }
@@ -88,7 +90,8 @@ int ft_rec_check(const void *buf, size_t avail, uint64_t seq, const char **why)
 
 		memcpy(&d, buf, sizeof(d));
 		if (d.len < 1 || d.len > KVM_FT_DMA_MAX)
-			return bad(why, "DMA length not 1..KVM_FT_DMA_MAX");
+			return bad(why, "DMA length out of range");
+		/* the data follows the fixed part, as the module writes it */
 		want = round8(sizeof(d) + (uint64_t)d.len);
 	}
 	if (h.len != want)

@@ -225,6 +225,36 @@ static void two_procs(uint64_t seed)
 	close(fd);
 }
 
+/* The record types the module added for asynchronous inputs and digests. */
+static void new_types(void)
+{
+	uint8_t buf[sizeof(struct kvm_ft_rec_dma) + KVM_FT_DMA_MAX + 8] = { 0 };
+	struct kvm_ft_rec_dma *d = (void *)buf;
+	struct kvm_ft_rec_digest g = { .hdr = { .len = sizeof(g), .type = KVM_FT_REC_REG_DIGEST,
+						.flags = KVM_FT_RF_ASYNC, .seq = 7 } };
+	struct kvm_ft_rec_hlt h = { .hdr = { .len = sizeof(h), .type = KVM_FT_REC_HLT,
+					     .flags = KVM_FT_RF_MEM_DIGEST, .seq = 7 } };
+	const char *why = NULL;
+
+	*d = (struct kvm_ft_rec_dma){ .hdr = { .len = 48, .type = KVM_FT_REC_DMA, .flags = KVM_FT_RF_ASYNC,
+					       .seq = 7 }, .len = 5 };
+	ok(ft_rec_check(d, sizeof(buf), 7, &why) == 48, "DMA of 5 bytes: fixed part + data, 8-aligned");
+	d->len = KVM_FT_DMA_MAX;
+	d->hdr.len = sizeof(*d) + KVM_FT_DMA_MAX;
+	ok(ft_rec_check(d, sizeof(buf), 7, &why) == (int)d->hdr.len, "DMA of KVM_FT_DMA_MAX bytes");
+	d->len = 0;
+	ok(ft_rec_check(d, sizeof(buf), 7, &why) == -EBADMSG, "DMA of 0 bytes refused (%s)", why);
+	d->len = 5;
+	d->hdr.len = 56;
+	ok(ft_rec_check(d, sizeof(buf), 7, &why) == -EBADMSG, "DMA longer than its data refused (%s)", why);
+	ok(ft_rec_check(&g, sizeof(g), 7, &why) == sizeof(g), "register digest record");
+	g.hdr.type = KVM_FT_REC_MEM_DIGEST;
+	ok(ft_rec_check(&g, sizeof(g), 7, &why) == sizeof(g), "memory digest record");
+	ok(ft_rec_check(&h, sizeof(h), 7, &why) == sizeof(h), "HLT flagged MEM_DIGEST (one follows)");
+	h.hdr.flags = 1 << 3;
+	ok(ft_rec_check(&h, sizeof(h), 7, &why) == -EBADMSG, "unknown flag refused (%s)", why);
+}
+
 int main(void)
 {
 	uint64_t seed = tap_seed();
@@ -232,5 +262,6 @@ int main(void)
 	roundtrip(seed);
 	malformed(seed);
 	two_procs(seed);
+	new_types();
 	return tap_done();
 }
