@@ -196,6 +196,7 @@ static int build_log(struct conn *k)
 	uint64_t bytes = c->sent.pos - r->tail.pos;
 	size_t room = k->wcap - k->wlen, total = 0, limit;
 	uint32_t len, count = 0;
+	bool window;
 	int ret;
 
 	if (room < sizeof(struct ft_frame_hdr) + FT_FRAME_TAG + KVM_FT_RING_RESERVE)
@@ -203,15 +204,9 @@ static int build_log(struct conn *k)
 	limit = room - sizeof(struct ft_frame_hdr) - FT_FRAME_TAG;
 	if (limit > c->cfg.max_frame - sizeof(struct ft_frame_hdr) - FT_FRAME_TAG)
 		limit = c->cfg.max_frame - sizeof(struct ft_frame_hdr) - FT_FRAME_TAG;
-	if (c->ihead - c->itail >= INFLIGHT ||
-	    recs >= c->cfg.max_unacked_records || bytes >= c->cfg.max_unacked_bytes) {
-		if (!c->window_was_full)
-			c->st.window_full++;
-		c->window_was_full = true;
-		return 0;
-	}
-	c->window_was_full = false;
-	for (;;) {
+	window = c->ihead - c->itail >= INFLIGHT ||
+		 recs >= c->cfg.max_unacked_records || bytes >= c->cfg.max_unacked_bytes;
+	for (; !window;) {
 		save = cur;
 		ret = ft_ring_next(r, &cur, &rec, &len);
 		if (ret < 0) {
@@ -228,9 +223,10 @@ static int build_log(struct conn *k)
 		}
 		if (ret == 0)
 			break;
-		if ((first && (const uint8_t *)rec != first + total) || total + len > limit ||
-		    recs + count + 1 > c->cfg.max_unacked_records ||
-		    cur.pos - r->tail.pos > c->cfg.max_unacked_bytes) {
+		if (recs + count + 1 > c->cfg.max_unacked_records ||
+		    cur.pos - r->tail.pos > c->cfg.max_unacked_bytes)
+			window = true;	/* the next record does not fit in the window */
+		if (window || (first && (const uint8_t *)rec != first + total) || total + len > limit) {
 			cur = save;
 			break;
 		}
@@ -239,8 +235,13 @@ static int build_log(struct conn *k)
 		total += len;
 		count++;
 	}
-	if (!count)
+	if (!count) {
+		if (window && !c->window_was_full)
+			c->st.window_full++;
+		c->window_was_full = window;
 		return 0;
+	}
+	c->window_was_full = false;
 	put_sealed(k, FT_F_LOG, c->sent.seq, count, first, total);
 	c->sent = cur;
 	if (cur.seq > c->hw.seq)
