@@ -206,6 +206,7 @@ static int build_log(struct conn *k)
 		limit = c->cfg.max_frame - sizeof(struct ft_frame_hdr) - FT_FRAME_TAG;
 	window = c->ihead - c->itail >= INFLIGHT ||
 		 recs >= c->cfg.max_unacked_records || bytes >= c->cfg.max_unacked_bytes;
+
 	for (; !window;) {
 		save = cur;
 		ret = ft_ring_next(r, &cur, &rec, &len);
@@ -373,7 +374,10 @@ static void session_start(struct conn *k)
 	c->peer_hb_ns = 0;
 	if (!c->cfg.sender) {
 		/* Tell the sender where we are: it resumes after this seq. */
-		c->ack_pending = true;
+		c->ack_pending = c->cfg.ring != NULL;
+		chan_set_state(c, FT_CHAN_UP);
+	} else if (!c->cfg.ring) {
+		/* heartbeats only until the ring is there (ft_chan_set_ring) */
 		chan_set_state(c, FT_CHAN_UP);
 	}
 	ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = k->peer, .epoch = c->cfg.epoch },
@@ -606,6 +610,42 @@ void ft_chan_kick(struct ft_chan *c)
 
 /* ---- setup ---- */
 
+/* Where sending or storing starts: the ring's own positions, or nothing yet. */
+static void ring_positions(struct ft_chan *c)
+{
+	struct ft_ring *r = c->cfg.ring;
+
+	if (c->cfg.sender) {
+		c->sent = c->hw = r ? r->tail : (struct ft_ring_cursor){ 0, 1 };
+		c->st.acked_seq = c->sent.seq - 1;
+	} else {
+		c->stored_seq = r ? ft_ring_next_seq(r) - 1 : 0;
+		c->st.acked_seq = c->acked_sent = c->stored_seq;
+	}
+}
+
+static int watch_notify(struct ft_chan *c)
+{
+	if (!c->cfg.sender || c->cfg.ring_notify_fd <= 0 || !c->cfg.ring || c->notify_io)
+		return 0;
+	return sd_event_add_io(c->ev, &c->notify_io, c->cfg.ring_notify_fd,
+			       EPOLLIN | (c->cfg.ring_notify_eventfd ? 0 : EPOLLET), on_notify, c);
+}
+
+int ft_chan_set_ring(struct ft_chan *c, struct ft_ring *ring, int notify_fd, bool notify_eventfd)
+{
+	if (c->cfg.ring || !ring)
+		return -EBUSY;
+	c->cfg.ring = ring;
+	c->cfg.ring_notify_fd = notify_fd;
+	c->cfg.ring_notify_eventfd = notify_eventfd;
+	ring_positions(c);
+	/* The next session starts from the ring: the backup's first ACK says where. */
+	if (c->up)
+		chan_drop(c->up);
+	return watch_notify(c);
+}
+
 static void defaults(struct ft_chan_cfg *cfg)
 {
 #define DEF(f, v) if (!cfg->f) cfg->f = (v)
@@ -635,7 +675,7 @@ int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
 	c->cfg = *cfg;
 	defaults(&c->cfg);
 	if (c->cfg.max_frame < 4 * KVM_FT_RING_RESERVE ||
-	    c->cfg.max_unacked_bytes < 2 * KVM_FT_RING_RESERVE || !c->cfg.ring) {
+	    c->cfg.max_unacked_bytes < 2 * KVM_FT_RING_RESERVE) {
 		free(c);
 		return -EINVAL;
 	}
@@ -645,15 +685,11 @@ int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
 	c->ack_on = true;
 	c->backoff_us = c->cfg.backoff_min_us;
 	c->st.epoch = c->cfg.epoch;
-	if (c->cfg.sender) {
-		c->sent = c->hw = c->cfg.ring->tail;
-		c->st.acked_seq = c->cfg.ring->tail.seq - 1;
+	ring_positions(c);
+	if (c->cfg.sender)
 		ret = sd_event_add_time(ev, &c->redial_timer, CLOCK_MONOTONIC, now, 1000, on_redial, c);
-	} else {
-		c->stored_seq = ft_ring_next_seq(c->cfg.ring) - 1;
-		c->st.acked_seq = c->stored_seq;
+	else
 		ret = sd_event_add_io(ev, &c->listen_io, cfg->listen_fd, EPOLLIN, on_accept, c);
-	}
 	if (ret >= 0)
 		ret = sd_event_add_time(ev, &c->hb_timer, CLOCK_MONOTONIC, now + c->cfg.heartbeat_us,
 					1000, on_heartbeat, c);
@@ -664,9 +700,8 @@ int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
 					c->cfg.ring_poll_us / 4, on_poll, c);
 	if (ret >= 0)
 		ret = sd_event_source_set_enabled(c->poll_timer, SD_EVENT_ON);
-	if (ret >= 0 && c->cfg.sender && c->cfg.ring_notify_fd > 0)
-		ret = sd_event_add_io(ev, &c->notify_io, c->cfg.ring_notify_fd,
-				      EPOLLIN | (c->cfg.ring_notify_eventfd ? 0 : EPOLLET), on_notify, c);
+	if (ret >= 0)
+		ret = watch_notify(c);
 	if (ret < 0) {
 		ft_chan_free(c);
 		return ret;
@@ -706,7 +741,7 @@ void ft_chan_get_stats(const struct ft_chan *c, struct ft_chan_stats *st)
 		st->head_seq = c->hw.seq - 1;
 		st->sent_seq = c->sent.seq - 1;
 		st->unacked_records = c->hw.seq - 1 - st->acked_seq;
-		st->unacked_bytes = c->hw.pos - r->tail.pos;
+		st->unacked_bytes = r ? c->hw.pos - r->tail.pos : 0;
 		st->lag_us = c->itail != c->ihead ? ft_now_us() - c->infl[c->itail % INFLIGHT].t_us : 0;
 	} else {
 		st->head_seq = c->stored_seq;

@@ -52,7 +52,8 @@ struct ft_chan_cfg {
 	socklen_t peer_len;
 	/* receiver: a bound, listening socket (the channel takes it) */
 	int listen_fd;
-	struct ft_ring *ring;		/* sender: log ring; receiver: replay ring */
+	struct ft_ring *ring;		/* sender: log ring; receiver: replay ring;
+					 * NULL: heartbeats only until ft_chan_set_ring() */
 	uint32_t max_unacked_records;	/* default 65536 */
 	uint64_t max_unacked_bytes;	/* default 4 MiB */
 	uint32_t max_frame;		/* default 256 KiB, at most FT_FRAME_MAX */
@@ -111,6 +112,12 @@ int ft_chan_new(sd_event *ev, const struct ft_chan_cfg *cfg,
 		const struct ft_chan_ops *ops, void *ctx, struct ft_chan **out);
 void ft_chan_free(struct ft_chan *c);
 void ft_chan_get_stats(const struct ft_chan *c, struct ft_chan_stats *st);
+/*
+ * The ring arrives (the VM attached): sending or storing starts from its
+ * positions in the next session (the current one ends). -EBUSY if the
+ * channel has one already.
+ */
+int ft_chan_set_ring(struct ft_chan *c, struct ft_ring *ring, int notify_fd, bool notify_eventfd);
 /* New records may be in the ring (sender), or space freed (receiver). */
 void ft_chan_kick(struct ft_chan *c);
 /* Change the epoch: the current session ends, new ones must carry it. */

@@ -59,6 +59,8 @@ static int on_log(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p
 
 	if (c->cfg.sender)
 		return chan_reject(k, "unexpected-frame", EPROTO, h->epoch, "LOG frame sent to the primary");
+	if (!c->cfg.ring)
+		return chan_reject(k, "unexpected-frame", EPROTO, h->epoch, "LOG frame before any ACK");
 	if (!h->count || !seq)
 		return chan_reject(k, "bad-record", EBADMSG, h->epoch, "LOG frame without records");
 	/* Check everything first: a refused frame stores nothing. */
@@ -94,6 +96,8 @@ static int on_ack(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p
 	memcpy(&a, p, sizeof(a));
 	if (a.acked_seq != h->first_seq)
 		return chan_reject(k, "bad-ack", EPROTO, h->epoch, "ACK fields disagree");
+	if (!r)
+		return 0;	/* no ring yet: the session restarts when it comes */
 	if (a.acked_seq > c->hw.seq - 1)
 		return chan_reject(k, "ack-beyond-sent", EPROTO, h->epoch, "ACK of %llu, only %llu sent",
 			      (unsigned long long)a.acked_seq, (unsigned long long)c->hw.seq - 1);

@@ -223,7 +223,7 @@ static int vm_set_live(struct ft_node *n)
 static void go_live_finish(struct ft_node *n, uint64_t emitted)
 {
 	struct ft_log_fields f = { .epoch = n->epoch, .role = "live-alone", .reason = "go-live" };
-	int ret = n->vmm ? vm_set_live(n) : 0;
+	int ret = n->vmm && n->ring.map_cons ? vm_set_live(n) : 0;
 
 	if (ret) {
 		f.err = -ret;
@@ -232,10 +232,11 @@ static void go_live_finish(struct ft_node *n, uint64_t emitted)
 		return;
 	}
 	n->go_live = GL_DONE;
-	if (n->vmm)
+	if (n->vmm && n->ring.map_cons)
 		ft_vmm_send(n->vmm, FTD_VMM_GO_LIVE, emitted, n->epoch, 0);
 	ft_log(LOG_NOTICE, &f, "LIVE alone in epoch %llu%s%s; the VMM re-emits outputs after seq %llu "
-	       "(took %llu ms)", (unsigned long long)n->epoch, n->vmm ? ", module in live mode" : "",
+	       "(took %llu ms)", (unsigned long long)n->epoch,
+	       !n->vmm ? "" : n->ring.map_cons ? ", module in live mode" : ", no VM attached",
 	       n->vm_file ? " (ring file: no module)" : "", (unsigned long long)emitted,
 	       (unsigned long long)(ft_now_us() - n->go_live_t0) / 1000);
 	changed(n);
@@ -296,7 +297,7 @@ again:
 static void go_live_start(struct ft_node *n)
 {
 	n->go_live_t0 = ft_now_us();
-	if (!n->vmm || n->sm.from == FT_ROLE_PRIMARY) {
+	if (!n->vmm || n->sm.from == FT_ROLE_PRIMARY || !n->ring.rstat) {
 		/*
 		 * The primary (or a ring-file node) is live alone at once: it stops
 		 * logging rather than acking locally; re-protection would start
@@ -514,6 +515,7 @@ static int listen_on(const struct ft_config *c, char *err, size_t errlen)
 	return fd;
 }
 
+/* The channel; with ring = vm it carries heartbeats only until the VM attaches. */
 static int start_channel(struct ft_node *n, char *err, size_t errlen)
 {
 	static const struct ft_chan_ops cops = {
@@ -521,11 +523,9 @@ static int start_channel(struct ft_node *n, char *err, size_t errlen)
 	};
 	int ret;
 
-	n->cc.ring = &n->ring;
+	n->cc.ring = n->ring.map_cons ? &n->ring : NULL;
 	n->cc.epoch = n->epoch;
 	n->cc.role = n->sm.role;
-	/* The kernel's ft fd wakes the sender; a ring file is polled. */
-	n->cc.ring_notify_fd = n->vmm && !n->vm_file && n->cc.sender ? n->ring_fd : 0;
 	ret = ft_chan_new(n->ev, &n->cc, &cops, n, &n->chan);
 	n->cc.listen_fd = -1;	/* the channel owns it now (or closed it) */
 	sodium_memzero(n->cc.psk, sizeof(n->cc.psk));
@@ -561,8 +561,9 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	bool primary = info->mode == KVM_FT_MODE_RECORD;
 	int ret;
 
-	if (n->chan || n->ring.map_cons) {
-		snprintf(why, whylen, "a ring is attached already");
+	if (!n->chan || n->ring.map_cons) {
+		snprintf(why, whylen, n->chan ? "a ring is attached already" : "this node is %s now",
+			 ft_role_name(n->sm.role));
 		return -EBUSY;
 	}
 	ret = primary ? ft_ring_map_log(&n->ring, fd, info->data_size) :
@@ -577,8 +578,10 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	n->vm_info = *info;
 	n->vm_mode = info->mode;
 	n->vm_file = info->flags & FT_VMM_INFO_F_FILE;
-	ret = start_channel(n, why, whylen);
+	/* The kernel's ft fd wakes the sender (edge-triggered); a ring file is polled. */
+	ret = ft_chan_set_ring(n->chan, &n->ring, primary && !n->vm_file ? fd : 0, false);
 	if (ret) {
+		snprintf(why, whylen, "the channel cannot take the ring: %s", strerror(-ret));
 		ft_ring_unmap(&n->ring);
 		n->ring_fd = -1;
 		return ret;
@@ -729,8 +732,11 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 			goto fail;
 	} else if (protecting) {
 		ret = open_ring(n, err, errlen);
-		if (!ret)
-			ret = start_channel(n, err, errlen);
+		if (ret)
+			goto fail;
+	}
+	if (protecting) {
+		ret = start_channel(n, err, errlen);
 		if (ret)
 			goto fail;
 	}

@@ -66,6 +66,8 @@ setup "$conf"
 "$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
 start 2 && start 1
 ok $? "pair started"
+wait_for 10 1 channel up && wait_for 10 2 channel up && [ "$(st 2 peer_state)" = alive ]
+ok $? "channel up with heartbeats before any VM attached (vmm $(st 1 vmm), $(st 2 vmm))"
 "$VMM" "$work/n2.vmm" backup "$seed" "$crate" "$work/b.state" >"$work/b.out" 2>&1 &
 bpid=$!; pids+=($bpid)
 "$VMM" "$work/n1.vmm" primary "$seed" "$count" "$rate" "$work/p.state" >"$work/p.out" 2>&1 &
