@@ -808,8 +808,8 @@ int ft_node_failover(struct ft_node *n, char *msg, size_t len)
 	int ret = ft_role_step(&n->sm, FT_EV_FAILOVER, &act);
 
 	if (ret == -EOPNOTSUPP)
-		snprintf(msg, len, "planned failover needs replay on the backup, which is not "
-			 "implemented yet (the backup can store the log but not execute it)");
+		snprintf(msg, len, "planned failover is not implemented yet (the primary "
+			 "cannot yet pause at a landmark and re-attach as the backup)");
 	else if (ret)
 		snprintf(msg, len, "no planned failover from role %s", ft_role_name(n->sm.role));
 	return ret;
