@@ -7,6 +7,7 @@
 #                     end-to-end scenarios, then the
 #                     packaging test (the .debs under systemd in a VM)
 #   make check-host / check-vm / check-packaging   one part of check
+#   make check-vmm    ftvm's tests in one VM (standalone, failover with two ftd)
 #   make check-e2e    the two-host end-to-end scenarios (selftests/e2e)
 #   make soak-e2e     the same, E2E_TRIALS (default 20) trials of each
 #   make bench        ratios measured in one run (in the VM and on the host)
@@ -38,7 +39,7 @@ DEPS := gcc make pkg-config xz-utils linux-image-amd64 linux-headers-amd64 \
 	dkms dh-dkms debhelper dpkg-dev lintian debootstrap qemu-utils e2fsprogs \
 	libxxhash-dev
 
-.PHONY: all deps modules daemon selftests vmm check check-host check-vm check-e2e soak-e2e bench demo \
+.PHONY: all deps modules daemon selftests vmm check check-host check-vm check-vmm check-e2e soak-e2e bench demo \
 	install dkms-install deb check-packaging clean soak
 
 all: modules daemon selftests vmm
@@ -81,6 +82,10 @@ check-host: daemon
 check-vm: modules selftests
 	$(MAKE) -C selftests check
 
+# ftvm's tests in one VM: standalone, and a failover with two real ftd.
+check-vmm: modules daemon selftests vmm
+	$(MAKE) -C vmm check
+
 # Two nested hosts under QEMU sharing a disk, ftd on each, the link through
 # a proxy that can cut it; kill/cut scenarios with their invariants.
 check-e2e: modules daemon selftests vmm
@@ -92,6 +97,7 @@ soak-e2e: modules daemon selftests vmm
 check: deps
 	$(MAKE) check-host
 	$(MAKE) check-vm
+	$(MAKE) check-vmm
 	$(MAKE) check-e2e
 	$(MAKE) check-packaging
 
