@@ -33,12 +33,39 @@
  *   ftd -> VMM  HALT      this host lost arbitration or was fenced: stop the
  *                         vCPU now and emit nothing more. epoch = the epoch
  *                         that fenced us.
- *   ftd -> VMM  PAUSE     planned failover: stop the vCPU at the next landmark
- *                         (a synchronous exit), then answer PAUSED.
- *   VMM -> ftd  PAUSED    seq = the seq of the last record the vCPU produced.
- *   ftd -> VMM  RESUME    continue in the role given by role (after a
- *                         planned failover the old primary becomes BACKUP and
- *                         re-attaches in replay mode; it sends ATTACHED again).
+ *   ftd -> VMM  PAUSE     planned failover (ftctl failover). The VMM stops
+ *                         feeding asynchronous inputs (device threads hold
+ *                         them), then stops its vCPU at a landmark where the
+ *                         log is complete, and answers PAUSED.
+ *                         PRIMARY (seq = 0): wait until the module's async
+ *                         queue is empty, then leave the vCPU out of KVM_RUN
+ *                         after an exit whose records are all in the ring.
+ *                         BACKUP (seq = S, the old primary's PAUSED seq):
+ *                         wait until the module has replayed every record
+ *                         <= S, then take the vCPU out of KVM_RUN (it waits
+ *                         for record S+1 before its next entry; a signal
+ *                         ends that wait at the landmark).
+ *                         While paused, ACKED/EMITTED keep flowing: the
+ *                         primary VMM releases held outputs as they are
+ *                         acknowledged and reports EMITTED.
+ *   VMM -> ftd  PAUSED    seq = PRIMARY: the seq of the last record in the
+ *                         log (ring next_seq - 1); BACKUP: the seq of the
+ *                         last record replayed (= S). Both replicas are now
+ *                         in the same state. A VMM that cannot pause within
+ *                         its own bound does not answer; ftd gives up after
+ *                         its timeout and sends RESUME with the old role.
+ *   ftd -> VMM  RESUME    role, epoch. role = the current role: the failover
+ *                         was abandoned; continue as before (same
+ *                         attachment, same log). role = the other role: the
+ *                         roles swap without copying state. The VMM detaches
+ *                         (KVM_FT_DETACH, closes the old ft fd), attaches the
+ *                         same VM again at the same guest state in the new
+ *                         mode (PRIMARY: RECORD, BACKUP: REPLAY; the new log
+ *                         starts at seq 1), sends ATTACHED with the new fd,
+ *                         then runs its vCPU and devices. Every output of the
+ *                         old log was emitted by the old primary before
+ *                         RESUME (ftd waits for EMITTED >= its PAUSED seq),
+ *                         so the new primary re-emits nothing.
  *
  * Either side closing the socket is a failure of the other: ftd treats a
  * lost VMM as a dead local VM (it stops acknowledging/serving), the VMM
