@@ -24,28 +24,14 @@
 # the same guest state), and the guest's state continues (50 more
 # outputs). Prints TAP; KVM_FT_SEED fixes the device seeds and the moments.
 
-n=0 failed=0
-point() {	# description command...
-	d=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n $d"
-	else
-		echo "not ok $n $d"
-		failed=$((failed + 1))
-		return 1
-	fi
-}
-skip_all() { echo "1..0 # SKIP $1"; exit 4; }
+. "$(dirname "$0")/tap.sh"
 for b in ftd ftctl ftvm; do
 	command -v $b > /dev/null || skip_all "$b not in the image"
 done
 # An ftd from before the VMM socket (config key vmm_socket) cannot serve ftvm.
 grep -q vmm_socket "$(command -v ftd)" || skip_all "this ftd serves no VMM (no vmm_socket)"
 
-seed=${KVM_FT_SEED:-$(($(date +%s) % 1000000))}
-echo "# ftvm_failover: seed $seed (re-run with KVM_FT_SEED=$seed)"
+tap_seed ftvm_failover
 rm -rf /tmp/failover
 pids=
 cleanup() {
@@ -257,5 +243,4 @@ for c in $(echo "${KVM_FT_CASES:-primary-killed backup-killed primary-fenced}" |
 	esac
 done
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done

@@ -9,18 +9,7 @@
 # Prints TAP; the seed of the host devices is printed and taken from
 # KVM_FT_SEED.
 
-n=0 failed=0
-point() {	# description command...
-	d=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n $d"
-	else
-		echo "not ok $n $d"
-		failed=$((failed + 1))
-	fi
-}
+. "$(dirname "$0")/tap.sh"
 
 # lines_ok FILE N: exactly "out 1 <hash>" .. "out N <hash>", 16 hex digits each.
 lines_ok() {
@@ -36,8 +25,7 @@ stat() {
 	sed -n "s/.* \([0-9][0-9]*\) $1.*/\1/p" /tmp/ftvm.err | head -n1
 }
 
-seed=${KVM_FT_SEED:-$(($(date +%s) % 1000000))}
-echo "# ftvm_standalone: seed $seed (re-run with KVM_FT_SEED=$seed)"
+tap_seed ftvm_standalone
 
 rm -f /tmp/ftvm.out
 timeout 240 ftvm --name demo --standalone --seed "$seed" --outputs 300 --out /tmp/ftvm.out \
@@ -70,5 +58,4 @@ point "no ftd at the socket: exit 2" usage 2 "connect to ftd at /tmp/nosuch.sock
 point "--out in a missing directory: exit 2" usage 2 "--out /nonexistent/out: No such file" \
 	--name x --standalone --out /nonexistent/out
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_done
