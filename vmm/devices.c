@@ -162,11 +162,7 @@ static void *dev_main(void *arg)
 
 			blk.seq = k;
 			blk.len = 1 + (uint32_t)(kt_rand(&rng) % FTVM_DMA_DATA_MAX);
-			for (uint32_t i = 0; i < blk.len; i += 8) {
-				uint64_t x = kt_rand(&rng);
-
-				memcpy(blk.data + i, &x, blk.len - i < 8 ? blk.len - i : 8);
-			}
+			kt_fill_random(&rng, blk.data, blk.len);
 			blk.sum = ftvm_dma_sum(blk.data, blk.len);
 			blk_ready = true;
 		}

@@ -52,18 +52,6 @@ static uint64_t exit_seq(struct ftvm *v)
 	return __atomic_load_n(v->ft_next_seq, __ATOMIC_ACQUIRE) - 1;
 }
 
-static void random_fill(struct ftvm *v, uint8_t *p, uint32_t n)
-{
-	while (n) {
-		uint64_t r = kt_rand(&v->rng);
-		uint32_t k = n < 8 ? n : 8;
-
-		memcpy(p, &r, k);
-		p += k;
-		n -= k;
-	}
-}
-
 /* 0 to go on, else the VM stopped (ftvm_vcpu_stopped called). */
 static int handle_io(struct ftvm *v)
 {
@@ -75,7 +63,7 @@ static int handle_io(struct ftvm *v)
 	if (run->io.direction == KVM_EXIT_IO_IN) {
 		if (port != RANDOM_PORT || run->io.count != 1)
 			goto bad;
-		random_fill(v, data, run->io.size);
+		kt_fill_random(&v->rng, data, run->io.size);
 		v->pio_in++;
 		return 0;
 	}

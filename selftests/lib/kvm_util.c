@@ -48,6 +48,15 @@ uint64_t kt_rand(uint64_t *s)
 	return x * 0x2545f4914f6cdd1dULL;
 }
 
+void kt_fill_random(uint64_t *state, void *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t r = kt_rand(state);
+
+		memcpy((uint8_t *)p + i, &r, n - i < 8 ? n - i : 8);
+	}
+}
+
 uint64_t kt_seed(const char *test_name)
 {
 	const char *env = getenv("KVM_FT_SEED");
@@ -393,18 +402,6 @@ static void output_byte(struct kvm_vm *vm, char c)
 	vm->output[vm->output_len] = 0;
 }
 
-static void fill_random(struct kvm_vm *vm, uint8_t *p, uint32_t n)
-{
-	while (n) {
-		uint64_t r = kt_rand(&vm->rng);
-		uint32_t k = n < 8 ? n : 8;
-
-		memcpy(p, &r, k);
-		p += k;
-		n -= k;
-	}
-}
-
 /* Returns true when the exit was a ucall (copied to *uc). */
 static bool handle_io(struct kvm_vm *vm, struct ucall *uc)
 {
@@ -438,7 +435,7 @@ static bool handle_io(struct kvm_vm *vm, struct ucall *uc)
 				output_byte(vm, (char)data[j]);
 			log_io(vm, IO_PIO_OUT, run->io.port, size, data);
 		} else if (run->io.port == RANDOM_PORT && run->io.direction == KVM_EXIT_IO_IN) {
-			fill_random(vm, data, size);
+			kt_fill_random(&vm->rng, data, size);
 			log_io(vm, IO_PIO_IN, run->io.port, size, data);
 		} else {
 			KT_FAIL("unexpected PIO %s port %#x size %u",
@@ -461,7 +458,7 @@ static void handle_mmio(struct kvm_vm *vm)
 		log_io(vm, IO_MMIO_WRITE, gpa, run->mmio.len, run->mmio.data);
 	} else {
 		memset(run->mmio.data, 0, sizeof(run->mmio.data));
-		fill_random(vm, run->mmio.data, run->mmio.len);
+		kt_fill_random(&vm->rng, run->mmio.data, run->mmio.len);
 		log_io(vm, IO_MMIO_READ, gpa, run->mmio.len, run->mmio.data);
 	}
 }

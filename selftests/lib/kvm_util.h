@@ -232,6 +232,8 @@ struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t function, uin
 /* Test seeds: KVM_FT_SEED from the environment, else time-based; printed. */
 uint64_t kt_seed(const char *test_name);
 uint64_t kt_rand(uint64_t *state);
+/* n bytes of kt_rand(state) output, 8 a draw in memory order (the last draw truncated). */
+void kt_fill_random(uint64_t *state, void *p, size_t n);
 
 /* Seconds on the monotonic clock, for durations measured by tests and bench. */
 static inline double kt_now(void)
