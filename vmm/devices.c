@@ -127,6 +127,33 @@ static uint64_t add_us(uint64_t t, uint64_t base_us, uint64_t *rng)
 	return t + (base_us / 2 + kt_rand(rng) % (base_us + 1)) * 1000;
 }
 
+/*
+ * Queues the block's write into its slot, unless *data_queued says an
+ * earlier call did, then its interrupt. 0: both queued; -EAGAIN (counted in
+ * dma_busy): the queue is full, call again at the next period; else -errno.
+ */
+static int dma_send(struct ftvm *v, struct ftvm_dma_slot *blk, bool *data_queued)
+{
+	struct ftvm_async_ev ev = {
+		.type = FTVM_EV_DMA,
+		.gpa = (uint64_t)(uintptr_t)&ftvm_dma[blk->seq % FTVM_DMA_SLOTS],
+		.len = 16 + blk->len, .data = (uint8_t *)blk,
+	};
+	int r = 0;
+
+	if (!*data_queued) {
+		r = queue_async(v, &ev);
+		*data_queued = !r;
+	}
+	if (!r) {
+		ev = (struct ftvm_async_ev){ .type = FTVM_EV_IRQ, .vector = FTVM_DMA_VECTOR };
+		r = queue_async(v, &ev);
+	}
+	if (r == -EAGAIN)
+		v->dma_busy++;
+	return r;
+}
+
 static void *dev_main(void *arg)
 {
 	struct ftvm *v = arg;
@@ -166,27 +193,9 @@ static void *dev_main(void *arg)
 			blk.sum = ftvm_dma_sum(blk.data, blk.len);
 			blk_ready = true;
 		}
-		if (!dma_irq_due) {
-			ev = (struct ftvm_async_ev){
-				.type = FTVM_EV_DMA,
-				.gpa = (uint64_t)(uintptr_t)&ftvm_dma[blk.seq % FTVM_DMA_SLOTS],
-				.len = 16 + blk.len, .data = (uint8_t *)&blk,
-			};
-			r = queue_async(v, &ev);
-			if (r == -EAGAIN) {
-				v->dma_busy++;
-				continue;
-			}
-			if (r)
-				goto fail;
-			dma_irq_due = true;
-		}
-		ev = (struct ftvm_async_ev){ .type = FTVM_EV_IRQ, .vector = FTVM_DMA_VECTOR };
-		r = queue_async(v, &ev);
-		if (r == -EAGAIN) {
-			v->dma_busy++;
+		r = dma_send(v, &blk, &dma_irq_due);
+		if (r == -EAGAIN)
 			continue;
-		}
 		if (r)
 			goto fail;
 		v->dma_blocks++;
