@@ -237,8 +237,10 @@ void ft_probe_kvm_fpu(void *data, int load)
 	if (!load || !vcpu)
 		return;
 	ft = ft_vm_lookup(vcpu->kvm);
-	if (ft && vcpu == ft->vcpu)
+	if (ft && vcpu == ft->vcpu) {
+		ft_record_run(ft);
 		ft_async_kick(ft);
+	}
 }
 
 /* kvm_entry probe, interrupts off, right before VMRUN, not in guest mode. */

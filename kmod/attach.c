@@ -289,7 +289,7 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	rcu_read_lock();
 	busy = ft_vm_lookup(kvm);
 	rcu_read_unlock();
-	if (busy) {
+	if (busy && !test_bit(FT_S_DETACHED, &busy->state)) {
 		r = -EBUSY;
 		goto err_unlock;
 	}
@@ -308,6 +308,15 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	 */
 	if (ft_tomb_take(vcpu))
 		set_bit(FT_S_INTERCEPT, &ft->state);
+	/*
+	 * A detached attachment whose file is still open (its reader drains
+	 * the old ring) gives the VM up to the new one: probes find only the
+	 * new one from now on (a probe that found the old one sees it
+	 * detached). Its release later clears the intercept only with the
+	 * vCPU outside KVM_RUN, and the new one sets it again at every entry.
+	 */
+	if (busy)
+		hash_del_rcu(&busy->node);
 	hash_add_rcu(ft_vm_hash, &ft->node, (unsigned long)kvm);
 	pr_debug("attached vm %u (pid %d) ring order %u\n", ft->id, ft->vm_pid, order);
 	ft_genl_event(ft, KVM_FT_EV_ATTACH);
@@ -347,7 +356,8 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 
 	ft_vm_detach(ft);
 	mutex_lock(&ft_vms_lock);
-	hash_del_rcu(&ft->node);
+	if (!hlist_unhashed(&ft->node))	/* else a new attachment took over */
+		hash_del_rcu(&ft->node);
 	mutex_unlock(&ft_vms_lock);
 	/* Probes run with preemption disabled: after this none can see ft. */
 	synchronize_rcu();
@@ -404,6 +414,7 @@ static long get_stats(struct ft_vm *ft, struct kvm_ft_stats __user *ustats)
 
 	ft_ring_stats(&ft->ring, &st);
 	memset(st.reserved, 0, sizeof(st.reserved));
+	st.async_pending = READ_ONCE(ft->aq_count);
 	return copy_to_user(ustats, &st, sizeof(st)) ? -EFAULT : 0;
 }
 

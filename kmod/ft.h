@@ -145,6 +145,7 @@ void ft_probe_kvm_inj_virq(void *data, unsigned int vector, bool soft,
 			   bool reinjected);
 void ft_probe_kvm_userspace_exit(void *data, u32 reason, int err);
 void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn);
+void ft_record_run(struct ft_vm *ft);
 void ft_queue_task(struct ft_vm *ft, struct callback_head *work, int bit,
 		   task_work_func_t fn);
 void ft_probe_kvm_fpu(void *data, int load);

@@ -86,7 +86,8 @@ struct ft_vm *ft_record_target(struct kvm_vcpu *vcpu)
 /*
  * The vCPU thread's wait for ring space, run as task_work before its next
  * guest entry (TIF_NOTIFY_RESUME is part of XFER_TO_GUEST_MODE_WORK, so
- * vcpu_run() runs it in sleepable context) or on its return to user space.
+ * vcpu_run() runs it in sleepable context), or on its return to user space
+ * (then it does not wait: see below).
  * The queued work holds a reference to the ft file: the ft_vm and this
  * module stay until the fput() at the end, and that fput() only defers the
  * final __fput() to later task_work, outside this function.
@@ -102,7 +103,7 @@ bool ft_orphaned(struct ft_vm *ft)
 
 /*
  * PF_EXITING: run from exit_task_work() after SIGKILL was dequeued, where
- * fatal_signal_pending() no longer says so; the task never enters again.
+ * signal_pending() no longer says so; the task never enters again.
  */
 static bool wait_done(struct ft_vm *ft)
 {
@@ -118,7 +119,14 @@ static void wait_space(struct callback_head *cb)
 	struct file *file = ft->file;
 	u64 t0;
 
-	if (ft_vm_recording(ft) && !ft_ring_has_space(r, KVM_FT_RING_RESERVE)) {
+	/*
+	 * Only before an entry (vCPU loaded). On the way out to user space
+	 * a signal may already have been dequeued and would not end the
+	 * wait: return instead; ft_record_run() queues it again at the next
+	 * KVM_RUN.
+	 */
+	if (kvm_get_running_vcpu() == ft->vcpu && ft_vm_recording(ft) &&
+	    !ft_ring_has_space(r, KVM_FT_RING_RESERVE)) {
 		ft_ring_wait_begin(r);
 		ft_ring_wake(r, true);
 		t0 = ktime_get_ns();
@@ -127,9 +135,13 @@ static void wait_space(struct callback_head *cb)
 		 * next poll() wakes us, and the timeout re-checks in case it
 		 * does not poll.
 		 */
+		/*
+		 * Any signal ends the wait: KVM_RUN returns EINTR before the
+		 * entry, and the next KVM_RUN waits again (ft_record_run()).
+		 */
 		while (!wait_done(ft)) {
-			if (wait_event_killable_timeout(r->space_wq, wait_done(ft),
-							msecs_to_jiffies(1)) < 0)
+			if (wait_event_interruptible_timeout(r->space_wq, wait_done(ft),
+							     msecs_to_jiffies(1)) < 0)
 				break;
 		}
 		ft_ring_wait_end(r, ktime_get_ns() - t0);
@@ -177,6 +189,16 @@ void ft_queue_task(struct ft_vm *ft, struct callback_head *work, int bit,
 void ft_queue_wait(struct ft_vm *ft, task_work_func_t fn)
 {
 	ft_queue_task(ft, &ft->wait_work, FT_S_WAIT_QUEUED, fn);
+}
+
+/*
+ * kvm_fpu probe at the start of KVM_RUN: a wait for space that a signal
+ * ended is taken up again before the first entry.
+ */
+void ft_record_run(struct ft_vm *ft)
+{
+	if (ft_vm_recording(ft) && !ft_ring_has_space(&ft->ring, KVM_FT_RING_RESERVE))
+		ft_queue_wait(ft, wait_space);
 }
 
 void ft_record(struct ft_vm *ft, struct kvm_ft_rec *hdr, u32 hdr_len,

@@ -127,10 +127,14 @@ static void wait_for_records(struct ft_vm *ft)
 		/* Pollers see POLLOUT (everything consumed). */
 		wake_up_interruptible_poll(&r->read_wq, EPOLLOUT | EPOLLWRNORM);
 		t0 = ktime_get_ns();
-		/* The writer's store is plain: re-check every jiffy. */
+		/*
+		 * The writer's store is plain: re-check every jiffy. Any
+		 * signal ends the wait at the landmark: KVM_RUN returns EINTR
+		 * before the entry and the next KVM_RUN waits again.
+		 */
 		while (!wait_done(ft)) {
-			if (wait_event_killable_timeout(r->space_wq, wait_done(ft),
-							1) < 0)
+			if (wait_event_interruptible_timeout(r->space_wq, wait_done(ft),
+							     1) < 0)
 				break;
 		}
 		ft_ring_wait_end(r, ktime_get_ns() - t0);
@@ -145,7 +149,13 @@ static void wait_records(struct callback_head *cb)
 	struct ft_vm *ft = container_of(cb, struct ft_vm, wait_work);
 	struct file *file = ft->file;
 
-	wait_for_records(ft);
+	/*
+	 * Only before an entry (vCPU loaded): on the way out to user space a
+	 * signal may be dequeued already. The abandoned exit happens again at
+	 * the next entry and waits then.
+	 */
+	if (kvm_get_running_vcpu() == ft->vcpu)
+		wait_for_records(ft);
 	clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
 	fput(file);
 }
@@ -492,9 +502,13 @@ void ft_replay_async(struct ft_vm *ft)
 	while (ft_vm_replaying(ft) && !ft_ring_error(&ft->ring)) {
 		if (!ft_ring_peek(&ft->ring, &type)) {
 			wait_for_records(ft);
-			if (!ft_ring_replay_ready(&ft->ring))
-				break;	/* replay ended, or a fatal signal */
-			continue;
+			if (ft_ring_replay_ready(&ft->ring))
+				continue;
+			/* A signal: still due; the next KVM_RUN waits again. */
+			if (signal_pending(current) && ft_vm_replaying(ft) &&
+			    !ft_ring_error(&ft->ring))
+				return;
+			break;	/* replay ended */
 		}
 		if (!ft_rec_async(type))
 			break;

@@ -44,7 +44,8 @@
  *         EINVAL      vm_fd is not a KVM VM fd; ring_order out of range;
  *                     KVM_FT_ATTACH_F_REPLAY_OUTPUTS without REPLAY mode;
  *                     the VM does not have exactly one vCPU
- *         EBUSY       the VM is attached already (through any ft fd)
+ *         EBUSY       the VM is attached already (through any ft fd
+ *                     not detached)
  *         ENODEV      the KVM vendor module this build supports is not
  *                     loaded, or a runtime layout check of KVM failed
  *         EMEDIUMTYPE the guest's CPUID exposes a feature listed above
@@ -81,7 +82,10 @@
  *       Errors: EFAULT.
  *
  *   KVM_FT_GET_STATS (struct kvm_ft_stats *, out)
- *       Counters of this attachment. Errors: EFAULT.
+ *       Counters of this attachment, and async_pending: the inputs queued
+ *       by KVM_FT_QUEUE_ASYNC and not applied yet (a VMM that stopped
+ *       queueing sees the queue drain, e.g. before a planned failover).
+ *       Errors: EFAULT.
  *
  *   KVM_FT_SET_MODE (__u32 mode by value)
  *       Switch modes. RECORD -> LIVE stops logging (go-live after the backup
@@ -94,7 +98,15 @@
  *       Stop recording now; the ring stays mapped and readable so the
  *       reader can drain it; poll reports POLLHUP. The VM is released when
  *       the ft fd is closed. Any intercept the module set is removed before
- *       the vCPU next enters the guest. Idempotent.
+ *       the vCPU next enters the guest. Idempotent. A detached VM may be
+ *       attached again (KVM_FT_ATTACH, any mode) while this ft fd is still
+ *       open: the new attachment starts a new log (seq and landmark from 1,
+ *       the digest schedule anew) at the guest's state of that moment.
+ *       Swapping roles: stop both replicas at the same landmark (the
+ *       primary out of KVM_RUN after an exit whose records are all logged:
+ *       a KVM_RUN with immediate_exit completes a pending PIO IN, whose
+ *       record is appended then, and returns EINTR; the backup as THE
+ *       REPLAY RING says), detach both, attach each in the other mode.
  *       Errors: EPERM (no CAP_SYS_ADMIN).
  *
  *   KVM_FT_GET_DIVERGENCE: see THE REPLAY RING.
@@ -175,10 +187,12 @@
  *   guest exit can produce (KVM_FT_RING_RESERVE), the vCPU waits before its
  *   next guest entry until the reader has released at least a quarter of
  *   the data area (counted in kvm_ft_stats.ring_waits / ring_wait_ns and
- *   visible in producer->flags KVM_FT_RING_F_WAITING). A fatal signal ends
- *   the wait; if a record still cannot be written the VM is stopped (KVM_RUN
- *   fails with EIO) and producer->error is KVM_FT_ERR_OVERRUN — a record is
- *   never lost silently.
+ *   visible in producer->flags KVM_FT_RING_F_WAITING). Any signal ends
+ *   the wait: KVM_RUN returns EINTR (KVM_EXIT_INTR) with the guest not
+ *   entered, and the next KVM_RUN waits again before its first entry. If
+ *   a record still cannot be written the VM is stopped (KVM_RUN fails with
+ *   EIO) and producer->error is KVM_FT_ERR_OVERRUN — a record is never
+ *   lost silently.
  *
  * RECORDS
  *
@@ -301,9 +315,15 @@
  *   vector 32..255, flags only KVM_FT_INTR_F_LANDMARK; else BAD_RECORD.
  *   When no record is available at a synchronous exit the vCPU does not run
  *   ahead: the exit is abandoned without side effects and the vCPU waits
- *   (killable) before its next guest entry until the producer moves, the VM
- *   is detached or switched to LIVE, or the ring is orphaned; the guest then
- *   re-executes the instruction. While it waits status->flags has
+ *   before its next guest entry until the producer moves, the VM is
+ *   detached or switched to LIVE, or the ring is orphaned; the guest then
+ *   re-executes the instruction. The same wait precedes the first entry
+ *   after a landmark until the record after it is published. Any signal
+ *   ends either wait with the guest at the landmark: KVM_RUN returns EINTR
+ *   (KVM_EXIT_INTR), nothing was applied or consumed twice, and the next
+ *   KVM_RUN waits again. This is how a VMM stops a backup at a landmark
+ *   (planned failover: wait until status->next_seq - 1 reaches the last
+ *   record of the primary's log, then signal the vCPU thread). While it waits status->flags has
  *   KVM_FT_RING_F_WAITING and poll reports POLLOUT. The kernel notices a new
  *   producer value within a jiffy; poll() on the ft fd wakes it at once.
  *   Detach or a switch to LIVE ends replay: the vCPU runs live from there.
@@ -460,7 +480,8 @@ struct kvm_ft_stats {
 	__u64 wakeups;		/* reader wake-ups issued */
 	__u64 bad_consumer;	/* invalid consumer positions seen */
 	__u64 rec_count[16];	/* records by type (index = KVM_FT_REC_*) */
-	__u64 reserved[8];
+	__u64 async_pending;	/* inputs in the KVM_FT_QUEUE_ASYNC queue now */
+	__u64 reserved[7];
 };
 
 #define KVM_FT_GET_INFO		_IOR(KVM_FT_IOC_MAGIC, 0x10, struct kvm_ft_info)
