@@ -19,6 +19,11 @@
  * into guest memory, interrupts injected with KVM_INTERRUPT when the guest
  * can take one (else an interrupt window is requested).
  *
+ * For a planned failover the control thread holds the devices
+ * (ftvm_devices_hold()): from then on nothing is queued, as if the queue
+ * were full (a timer tick is dropped, a DMA block retried later), so the
+ * module's queue drains and the primary can stop at a landmark.
+ *
  * The timer line is level-like: a tick that finds the previous one still
  * queued (EAGAIN from the module, or pending locally) is dropped and
  * counted. A DMA block that cannot be queued is retried at the next period.
@@ -116,9 +121,27 @@ static int queue_async(struct ftvm *v, const struct ftvm_async_ev *ev)
 		.gpa = ev->gpa, .data = (uint64_t)(uintptr_t)ev->data, .len = ev->len,
 	};
 
-	if (v->ft_fd < 0)
+	int r;
+
+	if (v->standalone)
 		return local_queue(v, ev);
-	return ioctl(v->ft_fd, KVM_FT_QUEUE_ASYNC, &a) ? -errno : 0;
+	/* Held (planned failover): as if the queue were full. */
+	pthread_mutex_lock(&v->dev_lock);
+	if (v->dev_hold) {
+		v->dev_held++;
+		r = -EAGAIN;
+	} else {
+		r = ioctl(v->ft_fd, KVM_FT_QUEUE_ASYNC, &a) ? -errno : 0;
+	}
+	pthread_mutex_unlock(&v->dev_lock);
+	return r;
+}
+
+void ftvm_devices_hold(struct ftvm *v, bool hold)
+{
+	pthread_mutex_lock(&v->dev_lock);
+	v->dev_hold = hold;
+	pthread_mutex_unlock(&v->dev_lock);
 }
 
 static uint64_t add_us(uint64_t t, uint64_t base_us, uint64_t *rng)

@@ -12,6 +12,9 @@
  * the ft fd, run. The control thread (this one) then serves ftd: ACKED
  * releases held outputs (the output rule), GO_LIVE makes the VM live
  * (re-emitting what the old primary may not have emitted), HALT stops it.
+ * PAUSE / RESUME (planned failover, ftctl failover): both replicas stop at
+ * the same landmark, then swap roles by detaching and attaching the same
+ * VM again in the other mode (see pause_start() and resume()).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +38,14 @@
 #include "workload.h"
 
 #define MEM_SIZE	(64ULL << 20)
+
+/*
+ * How long ftvm tries to pause before it gives up without answering PAUSED
+ * (ftd then times out and sends RESUME with the old role). The primary
+ * needs a PIO exit with the module's async queue empty: a guest that does
+ * not exit cannot be paused (no exit-free fallback yet).
+ */
+#define PAUSE_BOUND_MS	5000
 
 static const char *state_names[] = {
 	[FTVM_STANDALONE] = "standalone", [FTVM_PRIMARY] = "primary",
@@ -210,6 +221,163 @@ static int build_vm(struct ftvm *v)
 	return 0;
 }
 
+/* ---- planned failover ---- */
+
+enum { PAUSE_NONE, PAUSE_PAUSING, PAUSE_PAUSED };
+
+struct pause_st {
+	int phase;
+	uint64_t seq;		/* backup: S, the old primary's PAUSED seq */
+	bool kicked;		/* backup: replay reached S, the vCPU was told */
+	uint64_t at;		/* the PAUSED seq */
+	bool all_emitted;	/* primary: EMITTED(at) sent */
+	uint64_t t0, t_paused;	/* when PAUSE came, when the vCPU parked */
+};
+
+/* Primary: the last record logged; backup: the last record replayed. */
+static uint64_t last_seq(struct ftvm *v)
+{
+	return __atomic_load_n(v->ft_next_seq, __ATOMIC_ACQUIRE) - 1;
+}
+
+static void pause_start(struct ftvm *v, struct pause_st *p, uint64_t seq)
+{
+	if (p->phase != PAUSE_NONE) {
+		ftvm_log("PAUSE while pausing or paused: ignored");
+		return;
+	}
+	if (v->state != FTVM_PRIMARY && v->state != FTVM_BACKUP) {
+		ftvm_log("PAUSE while %s: ignored (no pair to swap with)", state_names[v->state]);
+		return;
+	}
+	*p = (struct pause_st){ .phase = PAUSE_PAUSING, .seq = seq, .t0 = ftvm_now_ns() };
+	if (v->state == FTVM_PRIMARY) {
+		/* Inputs wait in the devices; the module's queue drains at landmarks. */
+		ftvm_devices_hold(v, true);
+		ftvm_vcpu_pause(v);
+		ftvm_log("PAUSE: holding device inputs, stopping at the next landmark");
+	} else {
+		ftvm_log("PAUSE: replaying up to seq %llu, then stopping",
+			 (unsigned long long)seq);
+	}
+}
+
+static void pause_cancel(struct ftvm *v, struct pause_st *p)
+{
+	ftvm_vcpu_resume(v);
+	ftvm_devices_hold(v, false);
+	p->phase = PAUSE_NONE;
+}
+
+/*
+ * Control loop while pausing: true when the vCPU is parked at the pause
+ * point and PAUSED(*seq) must go to ftd. Gives up after PAUSE_BOUND_MS.
+ */
+static bool pause_step(struct ftvm *v, struct pause_st *p, uint64_t *seq)
+{
+	uint64_t now = ftvm_now_ns();
+
+	if (p->phase != PAUSE_PAUSING)
+		return false;
+	if (v->state == FTVM_BACKUP && !p->kicked) {
+		uint64_t done = last_seq(v);
+
+		if (done > p->seq) {
+			ftvm_log("PAUSE: replayed seq %llu, past the pause point %llu: not pausing",
+				 (unsigned long long)done, (unsigned long long)p->seq);
+			pause_cancel(v, p);
+			return false;
+		}
+		if (done == p->seq) {
+			ftvm_vcpu_pause(v);
+			p->kicked = true;
+		}
+	}
+	if (ftvm_vcpu_paused(v)) {
+		*seq = p->at = last_seq(v);
+		p->phase = PAUSE_PAUSED;
+		p->t_paused = now;
+		ftvm_log("PAUSED at seq %llu after %llu us", (unsigned long long)*seq,
+			 (unsigned long long)(now - p->t0) / 1000);
+		return true;
+	}
+	if (now - p->t0 > PAUSE_BOUND_MS * 1000000ULL) {
+		ftvm_log("PAUSE: not paused within %d ms (%s): going on, no PAUSED", PAUSE_BOUND_MS,
+			 v->state == FTVM_PRIMARY ? "no PIO exit with the async queue empty" :
+			 "the replay did not reach the pause point");
+		pause_cancel(v, p);
+	}
+	return false;
+}
+
+static int attach(struct ftvm *v, uint32_t mode);
+
+/*
+ * RESUME(role): the same role continues as before; the other role swaps:
+ * detach, attach the same VM in the other mode (a new log from seq 1),
+ * ATTACHED with the new fd, then the vCPU and devices run again. Returns
+ * 0 or an exit code.
+ */
+static int resume(struct ftvm *v, struct pause_st *p, int sock, uint32_t role, uint64_t *acked)
+{
+	int want = role == FTD_VMM_ROLE_PRIMARY ? FTVM_PRIMARY : FTVM_BACKUP;
+	struct ftd_vmm_msg m = { .type = FTD_VMM_ATTACHED };
+	uint64_t t0 = ftvm_now_ns();
+	size_t n;
+	int r;
+
+	if (want == v->state) {
+		ftvm_log("RESUME as %s: the failover was abandoned, going on", state_names[want]);
+		pause_cancel(v, p);
+		return 0;
+	}
+	if (p->phase != PAUSE_PAUSED || (v->state != FTVM_PRIMARY && v->state != FTVM_BACKUP)) {
+		ftvm_log("RESUME as %s while %s and not paused", state_names[want],
+			 state_names[v->state]);
+		return FTVM_EXIT_PROTOCOL;
+	}
+	if (v->state == FTVM_PRIMARY) {
+		ftvm_devices_stop(v);
+		n = ftvm_outq_len(v);
+		if (n) {
+			ftvm_log("RESUME as backup with %zu outputs not emitted (ftd must wait for "
+				 "EMITTED first)", n);
+			return FTVM_EXIT_PROTOCOL;
+		}
+	} else {
+		ftvm_rlog_unmap(v);
+	}
+	/* The new primary's kept outputs were all emitted by the old one. */
+	n = ftvm_outq_swap(v);
+	if (ioctl(v->ft_fd, KVM_FT_DETACH))
+		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
+	munmap((void *)v->ft_map, v->ft_map_len);
+	close(v->ft_fd);
+	v->ft_fd = -1;
+	v->ft_map = NULL;
+	if (attach(v, want == FTVM_PRIMARY ? KVM_FT_MODE_RECORD : KVM_FT_MODE_REPLAY))
+		return FTVM_EXIT_SETUP;
+	if (want == FTVM_BACKUP && ((r = ftvm_rlog_map(v)) || (r = ftvm_rlog_start(v)))) {
+		ftvm_log("reading the replay ring: %s", strerror(-r));
+		return FTVM_EXIT_SETUP;
+	}
+	v->state = want;
+	*acked = 0;
+	if ((r = ftd_link_send(sock, &m, v->ft_fd))) {
+		ftvm_log("ATTACHED to ftd: %s", strerror(-r));
+		return FTVM_EXIT_HALTED;
+	}
+	ftvm_devices_hold(v, false);
+	if (want == FTVM_PRIMARY && v->async && ftvm_devices_start(v))
+		ftvm_log("RESUME: starting the device thread failed: no timer, no DMA");
+	ftvm_vcpu_resume(v);
+	p->phase = PAUSE_NONE;
+	ftvm_log("RESUME: swapped to %s in %llu us (%zu kept outputs forgotten), paused %llu ms "
+		 "in all", state_names[want], (unsigned long long)(ftvm_now_ns() - t0) / 1000, n,
+		 (unsigned long long)(ftvm_now_ns() - p->t_paused) / 1000000);
+	return 0;
+}
+
 static void go_live(struct ftvm *v, uint64_t emitted_seq)
 {
 	if (v->state == FTVM_BACKUP) {
@@ -237,6 +405,7 @@ int main(int argc, char **argv)
 	};
 	static struct ftvm vs = { .ft_fd = -1, .stop_code = -1, .async = true };
 	struct ftvm *v = &vs;
+	struct pause_st pause = { 0 };
 	const char *sock_path = FTD_VMM_SOCKET, *out_path = NULL;
 	bool have_seed = false;
 	struct ftd_vmm_msg m;
@@ -291,6 +460,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	pthread_mutex_init(&v->local_lock, NULL);
+	pthread_mutex_init(&v->dev_lock, NULL);
+	pthread_mutex_init(&v->pause_lock, NULL);
+	pthread_cond_init(&v->pause_cond, NULL);
 	v->local_q = calloc(64, sizeof(*v->local_q));
 	if (sfd < 0 || !v->local_q) {
 		ftvm_log("setup: %s", strerror(errno));
@@ -362,9 +534,9 @@ int main(int argc, char **argv)
 			{ .fd = sfd, .events = POLLIN },
 			{ .fd = sock, .events = POLLIN },
 		};
-		uint64_t top, cnt;
+		uint64_t top, cnt, pseq;
 
-		if (poll(p, sock >= 0 ? 3 : 2, -1) < 0) {
+		if (poll(p, sock >= 0 ? 3 : 2, pause.phase == PAUSE_PAUSING ? 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			ftvm_log("poll: %s", strerror(errno));
@@ -403,7 +575,17 @@ int main(int argc, char **argv)
 				case FTD_VMM_GO_LIVE:
 					ftvm_log("GO_LIVE in epoch %llu, the old primary emitted up to seq %llu",
 						 (unsigned long long)m.epoch, (unsigned long long)m.seq);
+					if (pause.phase != PAUSE_NONE)
+						pause_cancel(v, &pause);
 					go_live(v, m.seq);
+					break;
+				case FTD_VMM_PAUSE:
+					pause_start(v, &pause, m.seq);
+					break;
+				case FTD_VMM_RESUME:
+					r = resume(v, &pause, sock, m.role, &acked);
+					if (r)
+						finish(v, r);
 					break;
 				case FTD_VMM_HALT:
 					ftvm_log("HALT from ftd (fenced by epoch %llu): nothing more is emitted",
@@ -416,7 +598,22 @@ int main(int argc, char **argv)
 				}
 			}
 		}
+		if (sock >= 0 && pause_step(v, &pause, &pseq)) {
+			m = (struct ftd_vmm_msg){ .type = FTD_VMM_PAUSED, .seq = pseq };
+			if ((r = ftd_link_send(sock, &m, -1)))
+				ftvm_log("PAUSED to ftd: %s", strerror(-r));
+		}
 		top = ftvm_outq_release(v, acked);
+		/*
+		 * Paused primary with nothing held: every output of the log (seq
+		 * <= the PAUSED seq) has left, though the last records may be no
+		 * output; ftd waits for EMITTED >= its PAUSED seq.
+		 */
+		if (pause.phase == PAUSE_PAUSED && v->state == FTVM_PRIMARY && !pause.all_emitted &&
+		    !ftvm_outq_len(v)) {
+			top = pause.at;
+			pause.all_emitted = true;
+		}
 		if (top && sock >= 0 && v->state == FTVM_PRIMARY) {
 			m = (struct ftd_vmm_msg){ .type = FTD_VMM_EMITTED, .seq = top };
 			if ((r = ftd_link_send(sock, &m, -1)))

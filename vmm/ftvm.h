@@ -108,6 +108,21 @@ struct ftvm {
 	pthread_t vcpu_tid, dev_tid;
 	bool dev_running;
 	volatile bool dev_stop;
+	/* Planned failover: the device thread queues nothing while held. */
+	pthread_mutex_t dev_lock;
+	bool dev_hold;
+	uint64_t dev_held;		/* inputs held back (timer ticks dropped, DMA retried) */
+
+	/*
+	 * Planned failover (ftvm.c, vcpu.c): the control thread sets pause_req,
+	 * the vCPU thread parks (paused) at a landmark until it is cleared.
+	 * Primary: at a PIO exit with the module's async queue empty, after a
+	 * KVM_RUN with immediate_exit completed it. Backup: when KVM_RUN
+	 * returns EINTR (the control thread kicks it once replay reached S).
+	 */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	bool pause_req, paused;
 
 	/* vCPU thread only. */
 	uint64_t rng;			/* RANDOM_PORT */
@@ -137,6 +152,11 @@ int ftvm_vcpu_start(struct ftvm *v);
 void ftvm_vcpu_stopped(struct ftvm *v, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* vcpu.c: the control thread's side of the pause */
+void ftvm_vcpu_pause(struct ftvm *v);
+bool ftvm_vcpu_paused(struct ftvm *v);
+void ftvm_vcpu_resume(struct ftvm *v);
+
 /* devices.c */
 enum { FTVM_EV_IRQ = 1, FTVM_EV_DMA = 2 };
 struct ftvm_async_ev {
@@ -148,6 +168,8 @@ struct ftvm_async_ev {
 };
 int ftvm_devices_start(struct ftvm *v);
 void ftvm_devices_stop(struct ftvm *v);
+/* Hold (queue nothing from now on, once this returns) or release the inputs. */
+void ftvm_devices_hold(struct ftvm *v, bool hold);
 /* Standalone, vCPU thread, before KVM_RUN: apply what the devices queued. */
 void ftvm_local_apply(struct ftvm *v);
 
@@ -156,6 +178,8 @@ int ftvm_rlog_map(struct ftvm *v);
 int ftvm_rlog_start(struct ftvm *v);
 /* Stop the reader and read what is left. */
 void ftvm_rlog_stop(struct ftvm *v);
+/* Stop the reader and unmap the ring (the attachment is going away). */
+void ftvm_rlog_unmap(struct ftvm *v);
 void ftvm_rlog_scan(struct ftvm *v);
 
 /* outq.c */
@@ -176,6 +200,13 @@ uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked);
  */
 void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq, uint64_t next_seq);
 size_t ftvm_outq_len(struct ftvm *v);
+/*
+ * Control thread, role swap (RESUME with the other role): a new log starts
+ * at seq 1. Forgets every kept or held output and the emitted seq; returns
+ * how many were forgotten (the new primary's kept outputs were all emitted
+ * by the old one; the old primary has none left once ftd saw EMITTED).
+ */
+size_t ftvm_outq_swap(struct ftvm *v);
 void ftvm_hist_add(struct ftvm_hist *h, uint64_t v);
 uint64_t ftvm_hist_pct(const struct ftvm_hist *h, double p);
 

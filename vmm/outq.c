@@ -234,3 +234,17 @@ void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq, uint64_t next_seq)
 		 unmade, k);
 	pthread_mutex_unlock(&o->lock);
 }
+
+size_t ftvm_outq_swap(struct ftvm *v)
+{
+	struct ftvm_outq *o = &v->out;
+	size_t n;
+
+	pthread_mutex_lock(&o->lock);
+	n = o->len;
+	o->head = o->len = 0;
+	o->emitted_seq = 0;
+	o->dropped = o->dropped_max_seq = 0;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}

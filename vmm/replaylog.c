@@ -160,3 +160,11 @@ void ftvm_rlog_stop(struct ftvm *v)
 	v->rlog.running = false;
 	ftvm_rlog_scan(v);
 }
+
+void ftvm_rlog_unmap(struct ftvm *v)
+{
+	ftvm_rlog_stop(v);
+	if (v->rlog.prod)
+		munmap((void *)v->rlog.prod, v->rlog.len);
+	memset(&v->rlog, 0, sizeof(v->rlog));
+}

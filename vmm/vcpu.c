@@ -147,6 +147,96 @@ static void module_stopped(struct ftvm *v)
 			  err);
 }
 
+/* ---- planned failover: parking the vCPU at a landmark ---- */
+
+void ftvm_vcpu_pause(struct ftvm *v)
+{
+	pthread_mutex_lock(&v->pause_lock);
+	v->pause_req = true;
+	pthread_mutex_unlock(&v->pause_lock);
+	/* The backup's vCPU waits for its next record inside KVM_RUN. */
+	if (v->ft_mode == KVM_FT_MODE_REPLAY)
+		vm_kick(v->vm);
+}
+
+bool ftvm_vcpu_paused(struct ftvm *v)
+{
+	bool p;
+
+	pthread_mutex_lock(&v->pause_lock);
+	p = v->paused;
+	pthread_mutex_unlock(&v->pause_lock);
+	return p;
+}
+
+void ftvm_vcpu_resume(struct ftvm *v)
+{
+	pthread_mutex_lock(&v->pause_lock);
+	v->pause_req = false;
+	pthread_cond_broadcast(&v->pause_cond);
+	pthread_mutex_unlock(&v->pause_lock);
+}
+
+static bool pause_requested(struct ftvm *v)
+{
+	bool p;
+
+	pthread_mutex_lock(&v->pause_lock);
+	p = v->pause_req;
+	pthread_mutex_unlock(&v->pause_lock);
+	return p;
+}
+
+/* Stay out of KVM_RUN until the control thread resumes us; it may swap the attachment. */
+static void park(struct ftvm *v)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&v->pause_lock);
+	v->paused = true;
+	if (write(v->out.efd, &one, sizeof(one)) < 0)
+		ftvm_log("eventfd write: %s", strerror(errno));
+	while (v->pause_req)
+		pthread_cond_wait(&v->pause_cond, &v->pause_lock);
+	v->paused = false;
+	pthread_mutex_unlock(&v->pause_lock);
+}
+
+/*
+ * Primary, right after a PIO exit was handled: with the devices held and
+ * the module's queue empty, complete the exit without entering the guest
+ * (KVM completes a user-space PIO at the start of KVM_RUN, before it
+ * looks at immediate_exit: an IN's record is appended then) and park.
+ * Every record of the guest so far is in the log. 0, or -1 if the VM
+ * stopped.
+ */
+static int pause_primary(struct ftvm *v)
+{
+	struct kvm_run *run = v->vm->run;
+	struct kvm_ft_stats st;
+	int e;
+
+	if (ioctl(v->ft_fd, KVM_FT_GET_STATS, &st)) {
+		ftvm_log("KVM_FT_GET_STATS: %s", strerror(errno));
+		return 0;
+	}
+	if (st.async_pending)
+		return 0;	/* the next landmarks drain it */
+	run->immediate_exit = 1;
+	e = ioctl(v->vm->vcpu_fd, KVM_RUN, 0) < 0 ? errno : 0;
+	run->immediate_exit = 0;
+	if (e != EINTR) {
+		if (e == EIO)
+			module_stopped(v);
+		else
+			ftvm_vcpu_stopped(v, FTVM_EXIT_VM, "KVM_RUN with immediate_exit: %s",
+					  e ? strerror(e) : "entered the guest");
+		return -1;
+	}
+	park(v);
+	return 0;
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct ftvm *v = arg;
@@ -164,6 +254,9 @@ static void *vcpu_main(void *arg)
 			run->immediate_exit = 0;
 			if (e == EINTR || e == EAGAIN) {
 				v->eintr++;
+				/* The backup is kicked once it replayed the pause point. */
+				if (v->ft_mode == KVM_FT_MODE_REPLAY && pause_requested(v))
+					park(v);
 				continue;
 			}
 			if (e == EIO && v->ft_fd >= 0)
@@ -176,6 +269,9 @@ static void *vcpu_main(void *arg)
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			if (handle_io(v))
+				return NULL;
+			if (v->ft_mode == KVM_FT_MODE_RECORD && v->state == FTVM_PRIMARY &&
+			    pause_requested(v) && pause_primary(v))
 				return NULL;
 			break;
 		case KVM_EXIT_IRQ_WINDOW_OPEN:
