@@ -517,12 +517,13 @@ int main(int argc, char **argv)
 			return FTVM_EXIT_SETUP;
 		}
 	}
-	if (v->async && v->state != FTVM_BACKUP && ftvm_devices_start(v)) {
-		ftvm_log("starting the device thread failed");
-		return FTVM_EXIT_SETUP;
-	}
+	/* The vCPU first: a standalone VM's devices kick its thread. */
 	if ((r = ftvm_vcpu_start(v))) {
 		ftvm_log("starting the vCPU thread: %s", strerror(-r));
+		return FTVM_EXIT_SETUP;
+	}
+	if (v->async && v->state != FTVM_BACKUP && ftvm_devices_start(v)) {
+		ftvm_log("starting the device thread failed");
 		return FTVM_EXIT_SETUP;
 	}
 	ftvm_log("running as %s%s", state_names[v->state],

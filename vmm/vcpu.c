@@ -293,5 +293,12 @@ int ftvm_vcpu_start(struct ftvm *v)
 {
 	int r = pthread_create(&v->vcpu_tid, NULL, vcpu_main, v);
 
+	/*
+	 * vm_kick() signals vm->vcpu_thread, which the thread itself sets
+	 * when it starts: until then it is 0, and pthread_kill(0) crashes.
+	 * Set it here, before any device can kick.
+	 */
+	if (!r)
+		v->vm->vcpu_thread = v->vcpu_tid;
 	return -r;
 }
