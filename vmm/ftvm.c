@@ -45,7 +45,7 @@
  * needs a PIO exit with the module's async queue empty: a guest that does
  * not exit cannot be paused (no exit-free fallback yet).
  */
-#define PAUSE_BOUND_MS	5000
+#define PAUSE_BOUND_MS	4000
 
 static const char *state_names[] = {
 	[FTVM_STANDALONE] = "standalone", [FTVM_PRIMARY] = "primary",
