@@ -249,6 +249,19 @@ kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # link COMMAND: tell the link proxy (cut, heal, ...).
 link() { echo "$*" >&"$proxy_w"; }
 
+# link_ask COMMAND N: tell the link proxy, print the N lines it logs in
+# answer (without its timestamp), waiting up to 5 s for them.
+link_ask() {
+	local before i
+	before=$(wc -l < "$w/proxy.log")
+	link "$1"
+	for i in $(seq 50); do
+		[ "$(tail -n +$((before + 1)) "$w/proxy.log" | grep -c "linkproxy: $1")" -ge "$2" ] && break
+		sleep 0.1
+	done
+	tail -n +$((before + 1)) "$w/proxy.log" | sed -n "s/^[0-9.]* linkproxy: \($1.*\)/\1/p"
+}
+
 # console_clean HOST: the host's console shows no splat or panic.
 console_clean() {
 	! grep -q -E "Kernel panic|$(sed -n "s/^splat_re='\(.*\)'$/\1/p" "$TOP/selftests/vm/guestlib.sh")" "${console[$1]}"

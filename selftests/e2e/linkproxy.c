@@ -17,8 +17,18 @@
  *   heal            forward everything again
  *   loss PERCENT    drop that share of frames at random (both directions)
  *   stats           print the frame counters
+ *   gaps on         start measuring the silences of each direction (again)
+ *   gaps off        stop; print this window's longest silence per direction
+ *   gaps            print every window's silences so far, as a histogram
+ * While measuring, a silence of SILENCE_LOG_MS or more is logged when it ends.
  * Every command and connection is logged on stdout with a timestamp.
  * A host that reconnects (a restarted QEMU) replaces its old connection.
+ *
+ * A silence is the time between two forwarded frames of one direction that
+ * carry TCP payload (ftd's channel: heartbeats, records, acks), measured
+ * here as the frames leave the sender's QEMU: what the receiving ftd sees,
+ * less its own host's scheduling delays. Pure TCP acks, ARP and pings do
+ * not end a silence (the receiving ftd would not see them).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -39,14 +49,23 @@
 
 #define MAX_FRAME	(69632 + 4)	/* QEMU's NET_BUFSIZE plus the length word */
 
+/* Upper bounds (ms) of the silence histogram's buckets; the last is open. */
+static const unsigned int gap_le_ms[] = { 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000 };
+#define GAP_BUCKETS	(sizeof(gap_le_ms) / sizeof(gap_le_ms[0]) + 1)
+#define SILENCE_LOG_MS	500
+
 struct side {
 	const char *name;
 	int lfd, fd;
 	bool cut;			/* drop frames arriving from this side */
 	unsigned long fwd, dropped;
+	uint64_t last_data_us;		/* last payload frame from this side, 0: none this window */
+	uint64_t win_max_us, max_us;	/* longest silence: this window, all windows */
+	unsigned long gaps[GAP_BUCKETS];
 };
 
 static unsigned int loss_pct;
+static bool gaps_on;
 
 static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logf_(const char *fmt, ...)
@@ -112,6 +131,68 @@ static bool write_full(int fd, const void *buf, size_t len)
 	return true;
 }
 
+static const char *peer_name(const struct side *s)
+{
+	return s->name[0] == 'A' ? "B" : "A";
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* True iff the Ethernet frame is IPv4 TCP with a payload. */
+static bool tcp_payload(const unsigned char *f, uint32_t len)
+{
+	uint32_t ihl, tot, doff;
+
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 6)
+		return false;
+	ihl = (f[14] & 0xfu) * 4;
+	tot = (uint32_t)f[16] << 8 | f[17];
+	if (len < 14 + ihl + 20 || tot > len - 14)
+		return false;
+	doff = (uint32_t)(f[14 + ihl + 12] >> 4) * 4;
+	return tot > ihl + doff;
+}
+
+/* A payload frame from s was forwarded: the silence before it ends. */
+static void gap_note(struct side *s)
+{
+	uint64_t t = now_us(), g;
+	size_t b = 0;
+
+	if (s->last_data_us) {
+		g = t - s->last_data_us;
+		while (b < GAP_BUCKETS - 1 && g > gap_le_ms[b] * 1000ULL)
+			b++;
+		s->gaps[b]++;
+		if (g > s->win_max_us)
+			s->win_max_us = g;
+		if (g > s->max_us)
+			s->max_us = g;
+		if (g >= SILENCE_LOG_MS * 1000ULL)
+			logf_("silence %s->%s %llu ms", s->name, peer_name(s),
+			      (unsigned long long)(g / 1000));
+	}
+	s->last_data_us = t;
+}
+
+static void gaps_print(const struct side *s)
+{
+	char h[256];
+	size_t o = 0;
+
+	for (size_t b = 0; b < GAP_BUCKETS; b++)
+		o += (size_t)snprintf(h + o, sizeof(h) - o, b < GAP_BUCKETS - 1 ? " <=%u:%lu" : " >%u:%lu",
+				      gap_le_ms[b < GAP_BUCKETS - 1 ? b : b - 1], s->gaps[b]);
+	logf_("gaps %s->%s ms:%s max %llu", s->name, peer_name(s), h,
+	      (unsigned long long)(s->max_us / 1000));
+}
+
 /* One frame from `from`, forwarded to `to` unless cut, lost or unconnected. */
 static void relay(struct side *from, struct side *to)
 {
@@ -142,6 +223,8 @@ static void relay(struct side *from, struct side *to)
 		return;
 	}
 	from->fwd++;
+	if (gaps_on && tcp_payload(buf + 4, len))
+		gap_note(from);
 }
 
 static void command(char *line, struct side *a, struct side *b)
@@ -161,8 +244,24 @@ static void command(char *line, struct side *a, struct side *b)
 		loss_pct = 0;
 	} else if (!strncmp(line, "loss ", 5) && atoi(line + 5) >= 0 && atoi(line + 5) <= 100) {
 		loss_pct = (unsigned int)atoi(line + 5);
+	} else if (!strcmp(line, "gaps on")) {
+		gaps_on = true;
+		a->last_data_us = b->last_data_us = a->win_max_us = b->win_max_us = 0;
+	} else if (!strcmp(line, "gaps off")) {
+		if (!gaps_on) {
+			logf_("gaps off: not measuring");
+			return;
+		}
+		gaps_on = false;
+		logf_("gaps off: longest silence this window A->B %llu ms, B->A %llu ms",
+		      (unsigned long long)(a->win_max_us / 1000), (unsigned long long)(b->win_max_us / 1000));
+		return;
+	} else if (!strcmp(line, "gaps")) {
+		gaps_print(a);
+		gaps_print(b);
+		return;
 	} else if (strcmp(line, "stats")) {
-		logf_("unknown command '%s' (cut [a2b|b2a], heal, loss PERCENT, stats)", line);
+		logf_("unknown command '%s' (cut [a2b|b2a], heal, loss PERCENT, stats, gaps [on|off])", line);
 		return;
 	}
 	logf_("%s: a->b %s fwd %lu dropped %lu, b->a %s fwd %lu dropped %lu, loss %u%%", line,
