@@ -26,17 +26,23 @@ ring=vm
 pair_up() {
 	local h s
 	for h in A B; do on $h 20 hostctl stop > /dev/null; done
+	link gaps off	# the last pair's window, if still open, ends
 	# A new guest: its numbers start again (after what the old one's last
 	# lines may still have in flight on the serial ports).
 	sleep 1
 	obs reset "$1" > /dev/null
 	"$FTCTL" format-disk "$w/shared.img" --first-primary 1 > /dev/null || return 1
 	on B 10 hostctl ftd backup $ring && on A 10 hostctl ftd primary $ring || return 1
+	# The silences on the link count from the first frame of this pair on
+	# (its first session, the VMs' attach, the session restart) until the
+	# failure (gaps_window) or the next pair.
+	link gaps on
 	if [ $with_vm = 1 ]; then
 		# Both run the same guest (same seed: the devices' random choices
 		# on the backup come from the log, but the image must match).
 		s=$RANDOM
 		on B 10 hostctl vm e2e "$s" > /dev/null && on A 10 hostctl vm e2e "$s" > /dev/null || return 1
+		e2e_log "$1: ftd and ftvm started on both hosts"
 	else
 		s=$RANDOM
 		on B 10 hostctl consume "$s" > /dev/null && on A 10 hostctl produce "$s" 100000000 2000 > /dev/null ||
@@ -54,7 +60,9 @@ pair_up() {
 	return 1
 }
 
-# figures TAG SURVIVOR T_KILL LAG: failure-to-event times from the survivor's ftd.
+# figures TAG SURVIVOR T_FAIL LAG: failure-to-event times from the survivor's
+# ftd; its detection must come after the failure (else the pair had failed
+# over already: a false detection, whatever the checks before saw).
 figures() {
 	local tag=$1 s=$2 t=$3 lag=$4 off d l
 	off=$(clock_offset "$s")
@@ -73,7 +81,9 @@ for l in sys.stdin:
 	obs note detect_ms "$detect_ms" > /dev/null
 	obs note golive_ms "$golive_ms" > /dev/null
 	obs note backup_lag_records "${lag:--}" > /dev/null
-	echo "# figures $tag: detection ${detect_ms} ms, go-live ${golive_ms} ms after the kill (peer_timeout ${E2E_PEER_TIMEOUT:-3000ms}), backup lag ${lag:--} records"
+	echo "# figures $tag: detection ${detect_ms} ms, go-live ${golive_ms} ms after the failure (peer_timeout ${E2E_PEER_TIMEOUT:-3000ms}), backup lag ${lag:--} records"
+	[ "$detect_ms" != - ] && [ "$detect_ms" -gt 0 ]
+	ok $? "$tag: $s declared its peer dead after the failure, not before (${detect_ms} ms)"
 }
 
 # outputs_continue TAG HOST: the stream goes on from HOST, invariants held.
@@ -100,6 +110,12 @@ outputs_continue() {
 	ok $? "$tag: outputs continue from $h: no gap, no contradiction, one host live"
 }
 
+# gaps_window TAG: end the link proxy's silence measurement that started
+# with the pair's ftd (pair_up); print its longest silences.
+gaps_window() {
+	echo "# figures $1: link before the failure: $(link_ask "gaps off" 1) (load $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
 # kill_host TAG VICTIM SURVIVOR: kill -9 the victim's QEMU at a random
 # moment; the survivor goes live alone, the outputs continue from it.
 kill_host() {
@@ -116,6 +132,7 @@ kill_host() {
 		on B 10 hostctl consumer > "$w/consumer"
 		ok $? "$tag: the backup verified every record it received byte-exact ($(cat "$w/consumer"))"
 	fi
+	gaps_window "$tag"
 	t=$(e2e_now)
 	obs mark "$tag" "$t" > /dev/null
 	t=$(bed_kill "$victim")

@@ -14,16 +14,23 @@
 #                 one goes live, the other halts, never both.
 #   failover      ftctl failover: roles swap, no loss, no duplicate (skipped
 #                 while ftd refuses it).
+#   steady        the pair left alone E2E_STEADY seconds (30): no false
+#                 detection on a healthy link (roles, channel, no peer
+#                 declared dead), the outputs go on.
 #
 # Without ftvm ($BUILD/vmm/ftvm), or an ftd that serves no VMM, the primary's
 # log is the test producer's (daemon/tests/tool_ftring) and the output checks
 # are skipped (TAP SKIP, with the reason).
 # Figures per trial: detection and go-live time (the survivor's ftd events,
 # clocks compared over the side channel), backup lag just before the failure,
-# output gap and resume time (the observer).
+# output gap and resume time (the observer); the silences on the link from
+# the pair's start to the failure (the link proxy: the longest per trial,
+# each one of 500 ms or more, a histogram over the run) and as each ftd saw
+# them (max_heartbeat_gap_ms).
 #
 # Environment: KVM_FT_SEED (re-run), E2E_TRIALS (trials per scenario, 1),
-# E2E_SCENARIOS (default "kill-primary kill-backup cut-link failover").
+# E2E_SCENARIOS (default "steady kill-primary kill-backup cut-link failover"),
+# E2E_STEADY (seconds of the steady scenario, 30).
 set -u
 . "$(dirname "$0")/pair.sh"
 
@@ -31,7 +38,7 @@ echo "TAP version 13"
 echo "# seed $seed (re-run with KVM_FT_SEED=$seed)"
 [ $with_vm = 1 ] || echo "# $vm_why: the primary's log comes from the test producer; output checks skipped"
 trials=${E2E_TRIALS:-1}
-scenarios=${E2E_SCENARIOS:-kill-primary kill-backup cut-link failover}
+scenarios=${E2E_SCENARIOS:-steady kill-primary kill-backup cut-link failover}
 bed_start
 bed_boot A B
 ok $? "hosts A and B booted (nested KVM, kvm_ft, virtio net/blk)"
@@ -49,6 +56,16 @@ for trial in $(seq "$trials"); do
 		pair_up "$tag"
 		ok $? "$tag: pair up, channel up"
 		case $sc in
+		steady)
+			sleep "${E2E_STEADY:-30}"
+			gaps_window "$tag"
+			on A 10 hostctl status > "$w/A.status"
+			on B 10 hostctl status > "$w/B.status"
+			dead=$( (on A 10 hostctl events; on B 10 hostctl events) | grep -c "declared dead")
+			[ "$(json role < "$w/A.status")" = primary ] && [ "$(json role < "$w/B.status")" = backup ] &&
+				[ "$(json channel < "$w/A.status")" = up ] && [ "$dead" = 0 ]
+			ok $? "$tag: ${E2E_STEADY:-30} s left alone: A primary, B backup, channel up, $dead peers declared dead (longest heartbeat gap: A $(json max_heartbeat_gap_ms < "$w/A.status") ms, B $(json max_heartbeat_gap_ms < "$w/B.status") ms)"
+			outputs_continue "$tag" A ;;
 		kill-primary)
 			kill_host "$tag" A B
 			restart "$tag" A primary B ;;
@@ -57,6 +74,8 @@ for trial in $(seq "$trials"); do
 			restart "$tag" B backup A ;;
 		cut-link)
 			sleep "$((RANDOM % 3)).$((RANDOM % 10))"
+			gaps_window "$tag"
+			echo "# $tag: longest heartbeat gap so far: A $(st A max_heartbeat_gap_ms) ms, B $(st B max_heartbeat_gap_ms) ms"
 			t=$(e2e_now)
 			obs mark "$tag" "$t" > /dev/null
 			link cut
@@ -75,6 +94,7 @@ for trial in $(seq "$trials"); do
 			[ "$(st A role)" = "$ra" ] && [ "$(st B role)" = "$rb" ]
 			ok $? "$tag: 2 s later still so"
 			live=A; [ "$rb" = live-alone ] && live=B
+			figures "$tag" "$live" "$t" ""
 			outputs_continue "$tag" "$live"
 			link heal ;;
 		failover)
@@ -90,6 +110,10 @@ for trial in $(seq "$trials"); do
 	done
 done
 
+link_ask gaps 2 | sed 's/^/# figures link silences over the run: /'
+grep " linkproxy: silence " "$w/proxy.log" | while read -r t _ what; do
+	echo "# $(date -u -d "@${t%.*}" +%T).${t#*.} link $what"
+done
 [ $with_vm = 1 ] && delay_figures
 for h in A B; do
 	bed_alive $h || continue
