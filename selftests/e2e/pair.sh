@@ -81,7 +81,7 @@ for l in sys.stdin:
 	obs note detect_ms "$detect_ms" > /dev/null
 	obs note golive_ms "$golive_ms" > /dev/null
 	obs note backup_lag_records "${lag:--}" > /dev/null
-	echo "# figures $tag: detection ${detect_ms} ms, go-live ${golive_ms} ms after the failure (peer_timeout ${E2E_PEER_TIMEOUT:-3000ms}), backup lag ${lag:--} records"
+	echo "# figures $tag: detection ${detect_ms} ms, go-live ${golive_ms} ms after the failure (peer_timeout $e2e_peer_timeout), backup lag ${lag:--} records"
 	[ "$detect_ms" != - ] && [ "$detect_ms" -gt 0 ]
 	ok $? "$tag: $s declared its peer dead after the failure, not before (${detect_ms} ms)"
 }
