@@ -8,9 +8,13 @@
 struct row {
 	enum ft_role from;
 	enum ft_role_event ev;
-	enum ft_role to;	/* 0: back to sm->from (the role before arbitrating) */
+	enum ft_role to;	/* or one of the TO_* below */
 	unsigned int actions;
 };
+
+#define TO_FROM		((enum ft_role)0)	/* back to sm->from */
+#define TO_OTHER	((enum ft_role)-1)	/* primary <-> backup (from sm->from) */
+#define TO_FROM_AGAIN	((enum ft_role)-2)	/* back to sm->from, then the same event there */
 
 /* The whole machine. Order does not matter: (from, ev) pairs are unique. */
 static const struct row table[] = {
@@ -47,6 +51,18 @@ static const struct row table[] = {
 	{ FT_ROLE_ARBITRATING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 	{ FT_ROLE_LIVE_ALONE, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 	{ FT_ROLE_SYNCING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+
+	/* Planned failover. */
+	{ FT_ROLE_PRIMARY, FT_EV_FAILOVER, FT_ROLE_HANDOVER, FT_ACT_PAUSE_VM },
+	{ FT_ROLE_BACKUP, FT_EV_FAILOVER, FT_ROLE_HANDOVER, FT_ACT_STOP_ACKING | FT_ACT_PAUSE_VM },
+	{ FT_ROLE_HANDOVER, FT_EV_PEER_ALIVE, FT_ROLE_HANDOVER, 0 },
+	{ FT_ROLE_HANDOVER, FT_EV_SWAPPED, TO_OTHER, FT_ACT_REATTACH },
+	{ FT_ROLE_HANDOVER, FT_EV_FAILOVER_ABORT, TO_FROM, FT_ACT_RESUME_VM },
+	{ FT_ROLE_HANDOVER, FT_EV_PEER_DEAD, TO_FROM_AGAIN, FT_ACT_RESUME_VM },
+	{ FT_ROLE_HANDOVER, FT_EV_ARB_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_HANDOVER, FT_EV_ARB_ERROR, FT_ROLE_HANDOVER, FT_ACT_BALLOT_RETRY },
+	{ FT_ROLE_HANDOVER, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ FT_ROLE_HANDOVER, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 };
 
 void ft_role_init(struct ft_role_sm *sm, enum ft_role initial)
@@ -61,17 +77,26 @@ int ft_role_step(struct ft_role_sm *sm, enum ft_role_event ev, unsigned int *act
 	*actions = 0;
 	if (sm->role == FT_ROLE_HALTED)
 		return -EPERM;
-	if (ev == FT_EV_FAILOVER && (sm->role == FT_ROLE_PRIMARY || sm->role == FT_ROLE_BACKUP))
-		return -EOPNOTSUPP;
+	if (ev == FT_EV_FAILOVER && sm->role == FT_ROLE_HANDOVER)
+		return -EALREADY;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		enum ft_role to = table[i].to;
+		unsigned int more = 0;
+
 		if (table[i].from != sm->role || table[i].ev != ev)
 			continue;
-		if (table[i].to == FT_ROLE_ARBITRATING && sm->role != FT_ROLE_ARBITRATING)
+		if (to == TO_FROM || to == TO_FROM_AGAIN)
+			to = sm->from;
+		else if (to == TO_OTHER)
+			to = sm->from == FT_ROLE_PRIMARY ? FT_ROLE_BACKUP : FT_ROLE_PRIMARY;
+		if ((to == FT_ROLE_ARBITRATING || to == FT_ROLE_HANDOVER) && sm->role != to)
 			sm->from = sm->role;
-		if (table[i].to != sm->role)
+		if (to != sm->role)
 			sm->transitions++;
-		sm->role = table[i].to;
-		*actions = table[i].actions;
+		sm->role = to;
+		if (table[i].to == TO_FROM_AGAIN && ft_role_step(sm, ev, &more))
+			more = 0;
+		*actions = table[i].actions | more;
 		return 0;
 	}
 	return -EINVAL;
@@ -81,6 +106,7 @@ static const char *const role_names[] = {
 	[FT_ROLE_PRIMARY] = "primary", [FT_ROLE_BACKUP] = "backup",
 	[FT_ROLE_ARBITRATING] = "arbitrating", [FT_ROLE_LIVE_ALONE] = "live-alone",
 	[FT_ROLE_SYNCING] = "syncing", [FT_ROLE_HALTED] = "halted",
+	[FT_ROLE_HANDOVER] = "handover",
 };
 
 const char *ft_role_name(enum ft_role r)
@@ -106,6 +132,7 @@ const char *ft_role_event_name(enum ft_role_event ev)
 		[FT_EV_ARB_ERROR] = "arb-error", [FT_EV_STALE_EPOCH] = "stale-epoch",
 		[FT_EV_FAILOVER] = "failover", [FT_EV_SYNC_START] = "sync-start",
 		[FT_EV_SYNC_DONE] = "sync-done", [FT_EV_VM_LOST] = "vm-lost",
+		[FT_EV_SWAPPED] = "swapped", [FT_EV_FAILOVER_ABORT] = "failover-abort",
 	};
 
 	return ev >= 1 && ev <= FT_EV_MAX ? n[ev] : "unknown";
@@ -115,7 +142,7 @@ const char *ft_role_actions_str(unsigned int actions, char *buf, size_t len)
 {
 	static const char *const n[] = {
 		"stop-acking", "hold-outputs", "ballot-now", "ballot-delayed", "ballot-retry",
-		"go-live", "halt", "advance-epoch", "seed-backup",
+		"go-live", "halt", "advance-epoch", "seed-backup", "pause-vm", "resume-vm", "reattach",
 	};
 	size_t at = 0;
 

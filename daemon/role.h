@@ -19,7 +19,27 @@
  *   SYNCING   --sync-done-->     PRIMARY      (advance the epoch)
  *   SYNCING   --peer-dead-->     LIVE_ALONE
  *   any but HALTED --stale-epoch--> HALTED    (a newer epoch exists: fenced)
- *   PRIMARY/BACKUP --failover--> (refused: needs replay, not there yet)
+ *
+ * Planned failover (ftctl failover; node.c drives the steps, ftd_vmm.h the VMM):
+ *   PRIMARY   --failover-->      HANDOVER     (PAUSE the VM; once PAUSED(S), every
+ *                                              record <= S acked and EMITTED >= S,
+ *                                              ask the backup to take over at S)
+ *   BACKUP    --failover-->      HANDOVER     (the primary asked: stop acking,
+ *                                              PAUSE(S) the VM, then ballot for
+ *                                              the epoch and write epoch e+1
+ *                                              naming this node primary)
+ *   HANDOVER  --failover-->      (refused: -EALREADY, one at a time)
+ *   HANDOVER  --swapped-->       the other role (RESUME in the new role: the VM
+ *                                              re-attaches, the log restarts at
+ *                                              seq 1 in epoch e+1, reversed)
+ *   HANDOVER  --failover-abort-> the role before (RESUME in the old role: the
+ *                                              same attachment, the same log)
+ *   HANDOVER  --peer-dead-->     as failover-abort, then peer-dead from the old
+ *                                role (RESUME, then the normal promotion path:
+ *                                the ballot decides, never two live)
+ *   HANDOVER  --arb-lost-->      HALTED       (the peer went live meanwhile)
+ *   HANDOVER  --arb-error-->     HANDOVER     (retry the ballot, within the
+ *                                              failover's time bound)
  *   any but HALTED --vm-lost-->  HALTED       (the local VM is gone: this node
  *                                              leaves the pair and its peer,
  *                                              hearing nothing, takes over)
@@ -37,7 +57,8 @@ enum ft_role {
 	FT_ROLE_LIVE_ALONE,
 	FT_ROLE_SYNCING,
 	FT_ROLE_HALTED,
-	FT_ROLE_MAX = FT_ROLE_HALTED,
+	FT_ROLE_HANDOVER,	/* planned failover under way: the VM paused */
+	FT_ROLE_MAX = FT_ROLE_HANDOVER,
 };
 
 enum ft_role_event {
@@ -51,7 +72,9 @@ enum ft_role_event {
 	FT_EV_SYNC_START,
 	FT_EV_SYNC_DONE,
 	FT_EV_VM_LOST,		/* the local VM is gone (VMM closed, replay failed) */
-	FT_EV_MAX = FT_EV_VM_LOST,
+	FT_EV_SWAPPED,		/* planned failover: epoch e+1 names the other primary */
+	FT_EV_FAILOVER_ABORT,	/* planned failover abandoned (timeout, refusal) */
+	FT_EV_MAX = FT_EV_FAILOVER_ABORT,
 };
 
 /* Actions, a bit mask, in the order ftd performs them. */
@@ -65,18 +88,21 @@ enum ft_role_action {
 	FT_ACT_HALT		= 1 << 6,
 	FT_ACT_ADVANCE_EPOCH	= 1 << 7,
 	FT_ACT_SEED_BACKUP	= 1 << 8,
+	FT_ACT_PAUSE_VM		= 1 << 9,	/* PAUSE to the VMM, bounded by failover_timeout */
+	FT_ACT_RESUME_VM	= 1 << 10,	/* RESUME in the old role: failover abandoned */
+	FT_ACT_REATTACH		= 1 << 11,	/* RESUME in the new role: new ring, new log */
 };
 
 struct ft_role_sm {
 	enum ft_role role;
-	enum ft_role from;	/* role before ARBITRATING (PRIMARY or BACKUP) */
+	enum ft_role from;	/* role before ARBITRATING or HANDOVER (PRIMARY or BACKUP) */
 	uint64_t transitions;
 };
 
 void ft_role_init(struct ft_role_sm *sm, enum ft_role initial);
 /*
  * Apply an event. Returns 0 and sets *actions (possibly 0 for a no-op that
- * the table allows), -EOPNOTSUPP for a planned failover (needs replay),
+ * the table allows), -EALREADY for a planned failover while one runs,
  * -EPERM in HALTED, or -EINVAL for an event the state does not take.
  */
 int ft_role_step(struct ft_role_sm *sm, enum ft_role_event ev, unsigned int *actions);
