@@ -304,6 +304,8 @@ int chan_tx_pump(struct conn *k)
 				.role = c->cfg.role,
 				.head_seq = c->cfg.sender ? c->hw.seq - 1 : c->stored_seq,
 				.emitted_seq = c->st.emitted_seq,
+				.fo_state = c->st.fo.state, .fo_id = c->st.fo.id,
+				.fo_seq = c->st.fo.seq, .fo_epoch = c->st.fo.epoch,
 			};
 
 			put_sealed(k, FT_F_HEARTBEAT, 0, 0, &hb, sizeof(hb));
@@ -772,6 +774,15 @@ void ft_chan_set_emitted(struct ft_chan *c, uint64_t seq)
 	if (seq <= c->st.emitted_seq)
 		return;
 	c->st.emitted_seq = seq;
+	if (c->up) {
+		c->hb_pending = true;
+		chan_tx_pump(c->up);
+	}
+}
+
+void ft_chan_set_failover(struct ft_chan *c, const struct ft_fo_msg *m)
+{
+	c->st.fo = *m;
 	if (c->up) {
 		c->hb_pending = true;
 		chan_tx_pump(c->up);

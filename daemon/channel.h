@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 #include "crypto.h"
+#include "frame.h"
 #include "ring.h"
 
 enum ft_chan_state {
@@ -95,6 +96,7 @@ struct ft_chan_stats {
 	bool stalled;			/* receiver: not reading, the replay ring is full */
 	uint64_t emitted_seq;		/* sender: EMITTED forwarded to the peer */
 	uint64_t peer_emitted_seq;	/* receiver: highest EMITTED the peer forwarded */
+	struct ft_fo_msg fo, peer_fo;	/* planned failover: ours and the peer's last */
 };
 
 struct ft_chan_ops {
@@ -104,6 +106,8 @@ struct ft_chan_ops {
 	void (*epoch_mismatch)(void *ctx, uint64_t peer_epoch);
 	/* sender: the backup acked up to seq (called when it advances) */
 	void (*acked)(void *ctx, uint64_t seq);
+	/* the peer's planned-failover message changed (from a heartbeat) */
+	void (*failover)(void *ctx, const struct ft_fo_msg *m);
 };
 
 struct ft_chan;
@@ -130,6 +134,11 @@ void ft_chan_set_ack(struct ft_chan *c, bool on);
  * heartbeat, which is sent at once (authenticated like every frame).
  */
 void ft_chan_set_emitted(struct ft_chan *c, uint64_t seq);
+/*
+ * Planned failover: carry m in every heartbeat from now on (and send one at
+ * once). The peer's side arrives through ops.failover.
+ */
+void ft_chan_set_failover(struct ft_chan *c, const struct ft_fo_msg *m);
 const char *ft_chan_state_name(enum ft_chan_state st);
 
 uint64_t ft_now_us(void);

@@ -182,6 +182,16 @@ static int on_frame(struct conn *k, uint8_t *f)
 		c->st.peer_role = hb.role;
 		if (!c->cfg.sender && hb.emitted_seq > c->st.peer_emitted_seq)
 			c->st.peer_emitted_seq = hb.emitted_seq;
+		if (hb.fo_state > FT_FO_WIRE_MAX || hb.fo_reserved)
+			return chan_reject(k, "bad-heartbeat", EPROTO, h.epoch,
+				      "heartbeat with failover state %u", hb.fo_state);
+		if (hb.fo_state != c->st.peer_fo.state || hb.fo_id != c->st.peer_fo.id ||
+		    hb.fo_seq != c->st.peer_fo.seq || hb.fo_epoch != c->st.peer_fo.epoch) {
+			c->st.peer_fo = (struct ft_fo_msg){ .state = hb.fo_state, .id = hb.fo_id,
+							     .seq = hb.fo_seq, .epoch = hb.fo_epoch };
+			if (c->ops.failover)
+				c->ops.failover(c->ctx, &c->st.peer_fo);
+		}
 		/* our timestamp came back: RTT minus the time it sat at the peer */
 		if (hb.echo_ns && hb.echo_ns + hb.echo_hold_ns <= now * 1000)
 			c->st.hb_rtt_us = (now * 1000 - hb.echo_ns - hb.echo_hold_ns) / 1000;

@@ -28,7 +28,9 @@
  *   ACK          struct ft_ack; first_seq = the highest contiguous seq stored
  *   HEARTBEAT    struct ft_heartbeat (it carries the primary's EMITTED value
  *                to the backup: a stale value only makes the new primary
- *                re-emit a few outputs twice, which the output rule allows)
+ *                re-emit a few outputs twice, which the output rule allows;
+ *                and the planned-failover handshake, repeated in every
+ *                heartbeat until it changes, so it survives reconnects)
  */
 #ifndef FTD_FRAME_H
 #define FTD_FRAME_H
@@ -86,6 +88,35 @@ struct ft_heartbeat {
 	uint64_t echo_hold_ns;	/* how long echo_ns waited here before this frame */
 	uint64_t emitted_seq;	/* primary: its VMM's last EMITTED (every output with
 				 * record seq <= it has left the primary's host) */
+	/* planned failover (enum ft_fo_wire), for the attempt fo_id */
+	uint32_t fo_state;
+	uint32_t fo_reserved;
+	uint64_t fo_id;		/* random per attempt, chosen by the primary */
+	uint64_t fo_seq;	/* S: the primary's PAUSED seq */
+	uint64_t fo_epoch;	/* SWAPPED: the epoch written on the disk */
+};
+
+/*
+ * The planned-failover handshake in heartbeats (node.c drives it):
+ *   primary HANDOVER(id, S)   paused at S, every record <= S acked and every
+ *                             output <= S emitted: take over at S
+ *   backup  CATCHING(id, S)   taken: pausing at S, then the disk step
+ *   backup  ABORTED(id, S)    refused or abandoned before the disk step
+ *   backup  SWAPPED(id, S, E) won the ballot and wrote epoch E naming itself
+ *                             primary and the sender of HANDOVER backup
+ */
+enum ft_fo_wire {
+	FT_FO_NONE = 0,
+	FT_FO_HANDOVER = 1,
+	FT_FO_CATCHING = 2,
+	FT_FO_ABORTED = 3,
+	FT_FO_SWAPPED = 4,
+	FT_FO_WIRE_MAX = FT_FO_SWAPPED,
+};
+
+struct ft_fo_msg {
+	uint32_t state;		/* enum ft_fo_wire */
+	uint64_t id, seq, epoch;
 };
 
 const char *ft_frame_type_name(unsigned int type);
