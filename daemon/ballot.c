@@ -15,6 +15,7 @@ struct answer {
 	int ret;
 	unsigned int winner;
 	uint64_t disk_epoch;	/* -ESTALE: the epoch on the disk */
+	bool advanced;		/* handover: epoch + 1 names this node primary */
 };
 
 struct ft_ballot {
@@ -26,6 +27,7 @@ struct ft_ballot {
 	void *ctx;
 	pid_t pid;			/* child alive (not reaped yet) */
 	uint64_t disk_epoch;		/* from the last -ESTALE answer */
+	bool advanced;			/* from the last handover answer */
 	bool answered;			/* this round's callback ran */
 	int fd;
 	sd_event_source *io, *timer, *child;
@@ -54,6 +56,7 @@ static int on_answer(sd_event_source *s, int fd, uint32_t ev, void *ud)
 	(void)ev;
 	if (n == sizeof(a)) {
 		b->disk_epoch = a.disk_epoch;
+		b->advanced = a.advanced;
 		finish(b, a.ret, a.winner);
 	}
 	else
@@ -126,7 +129,7 @@ void ft_ballot_free(struct ft_ballot *b)
 	free(b);
 }
 
-static void child(struct ft_ballot *b, uint64_t epoch, int wfd)
+static void child(struct ft_ballot *b, uint64_t epoch, bool handover, int wfd)
 {
 	struct answer a = { 0 };
 	struct ft_arb *arb;
@@ -135,13 +138,25 @@ static void child(struct ft_ballot *b, uint64_t epoch, int wfd)
 	if (!a.ret) {
 		a.ret = ft_arb_ballot_once(arb, epoch, &a.winner);
 		/* Tell the loser sooner (liveness only; its own ballot decides). */
-		if (!a.ret && a.winner == b->node_id)
+		if (!a.ret && a.winner == b->node_id && !handover)
 			ft_arb_mailbox_write(arb, 3 - b->node_id, epoch, FT_ARB_MAIL_LOST, a.winner);
+		/* Planned failover: the winner of epoch writes epoch + 1, itself primary. */
+		if (!a.ret && a.winner == b->node_id && handover) {
+			a.ret = ft_arb_advance_epoch(arb, epoch + 1, b->node_id, 3 - b->node_id);
+			a.advanced = !a.ret;
+		}
 		if (a.ret == -ESTALE) {
 			struct ft_arb_epoch e;
 
-			if (!ft_arb_read_epoch(arb, &e))
+			if (!ft_arb_read_epoch(arb, &e)) {
 				a.disk_epoch = e.epoch;
+				/* an earlier round wrote it and its answer was lost */
+				if (handover && e.epoch == epoch + 1 && e.primary == b->node_id) {
+					a.ret = 0;
+					a.winner = b->node_id;
+					a.advanced = true;
+				}
+			}
 		}
 		ft_arb_close(arb);
 	}
@@ -150,7 +165,7 @@ static void child(struct ft_ballot *b, uint64_t epoch, int wfd)
 	_exit(0);
 }
 
-int ft_ballot_start(struct ft_ballot *b, uint64_t epoch)
+static int start(struct ft_ballot *b, uint64_t epoch, bool handover)
 {
 	int p[2], ret;
 
@@ -168,11 +183,12 @@ int ft_ballot_start(struct ft_ballot *b, uint64_t epoch)
 	}
 	if (b->pid == 0) {
 		close(p[0]);
-		child(b, epoch, p[1]);
+		child(b, epoch, handover, p[1]);
 	}
 	close(p[1]);
 	b->fd = p[0];
 	b->answered = false;
+	b->advanced = false;
 	ret = sd_event_add_io(b->ev, &b->io, b->fd, EPOLLIN, on_answer, b);
 	if (ret >= 0)
 		ret = sd_event_add_child(b->ev, &b->child, b->pid, WEXITED, on_child, b);
@@ -185,6 +201,21 @@ int ft_ballot_start(struct ft_ballot *b, uint64_t epoch)
 		finish(b, ret, 0);
 	}
 	return 0;
+}
+
+int ft_ballot_start(struct ft_ballot *b, uint64_t epoch)
+{
+	return start(b, epoch, false);
+}
+
+int ft_ballot_start_handover(struct ft_ballot *b, uint64_t epoch)
+{
+	return start(b, epoch, true);
+}
+
+bool ft_ballot_advanced(const struct ft_ballot *b)
+{
+	return b->advanced;
 }
 
 uint64_t ft_ballot_disk_epoch(const struct ft_ballot *b)

@@ -11,6 +11,7 @@
 #ifndef FTD_BALLOT_H
 #define FTD_BALLOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
@@ -24,6 +25,16 @@ int ft_ballot_new(sd_event *ev, const char *disk, unsigned int node_id,
 void ft_ballot_free(struct ft_ballot *b);
 /* Start a round for epoch: 0, or -EBUSY while a previous child lives. */
 int ft_ballot_start(struct ft_ballot *b, uint64_t epoch);
+/*
+ * Planned failover: a round for epoch and, if this node wins it, the epoch
+ * record epoch + 1 naming this node primary and the peer backup
+ * (ft_arb_advance_epoch). Answers as ft_ballot_start(); then
+ * ft_ballot_advanced() says whether epoch + 1 is on the disk (also when an
+ * earlier round wrote it and its answer was lost). A won round whose
+ * advance failed answers that error with winner = this node: call again.
+ */
+int ft_ballot_start_handover(struct ft_ballot *b, uint64_t epoch);
+bool ft_ballot_advanced(const struct ft_ballot *b);
 /* The disk's epoch the last -ESTALE answer reported (0 if unknown). */
 uint64_t ft_ballot_disk_epoch(const struct ft_ballot *b);
 /*
