@@ -30,6 +30,9 @@ struct ft_vmm {
 	struct ftd_vmm_msg outq[OUTQ];
 	unsigned int qlen;
 	bool closing, live;
+	bool pausing;		/* PAUSE sent, PAUSED not yet received */
+	bool pause_dropped;	/* RESUME sent before PAUSED came: a late PAUSED is ignored */
+	bool reattaching;	/* RESUME in the other role sent: the VM exists, ATTACHED comes */
 	uint64_t emitted, acked_sent, refused;
 };
 
@@ -69,7 +72,7 @@ static void disconnect(struct ft_vmm *v)
 static void drop(struct ft_vmm *v, int prio, const char *reason, const char *why)
 {
 	/* a VMM ftd told to halt is gone as asked, not lost */
-	bool was_attached = v->state == FT_VMM_ATTACHED && strcmp(reason, "vmm-halted");
+	bool was_attached = (v->state == FT_VMM_ATTACHED || v->reattaching) && strcmp(reason, "vmm-halted");
 
 	ft_log(prio, &(struct ft_log_fields){ .reason = reason },
 	       "vmm: %s%s%s; connection closed", v->name[0] ? v->name : "VMM", v->name[0] ? ": " : " ", why);
@@ -136,6 +139,19 @@ int ft_vmm_send(struct ft_vmm *v, uint32_t type, uint64_t seq, uint64_t epoch, u
 		return -ENOTCONN;
 	if (type == FTD_VMM_GO_LIVE)
 		v->live = true;	/* outputs no longer wait for acks */
+	if (type == FTD_VMM_PAUSE)
+		v->pausing = true;
+	if (type == FTD_VMM_RESUME) {
+		v->pause_dropped = v->pausing;
+		v->pausing = false;
+		if (role != v->role) {
+			/* the roles swap: the VMM re-attaches in the new mode, a new log */
+			v->role = role;
+			v->state = FT_VMM_ROLE;
+			v->reattaching = true;
+			v->emitted = v->acked_sent = 0;
+		}
+	}
 	if (type == FTD_VMM_ACKED && v->qlen && v->outq[v->qlen - 1].type == FTD_VMM_ACKED) {
 		v->outq[v->qlen - 1].seq = seq;	/* coalesced: only the newest matters */
 		return 0;
@@ -236,8 +252,9 @@ static int on_attached(struct ft_vmm *v, int rfd)
 	}
 	v->state = FT_VMM_ATTACHED;
 	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .reason = "vmm-attached" },
-	       "vmm: %s attached (%s, %s mode, ring of %llu KiB)", v->name, what, modes[info.mode],
-	       (unsigned long long)info.data_size >> 10);
+	       "vmm: %s %sattached (%s, %s mode, ring of %llu KiB)", v->name, v->reattaching ? "re-" : "",
+	       what, modes[info.mode], (unsigned long long)info.data_size >> 10);
+	v->reattaching = false;
 	return 0;
 }
 
@@ -326,8 +343,17 @@ static int on_msg(struct ft_vmm *v, const struct ftd_vmm_msg *m, int rfd)
 			v->ops.emitted(v->ctx, m->seq);
 		return 0;
 	case FTD_VMM_PAUSED:
-		if (v->state != FT_VMM_ATTACHED)
+		if (v->state == FT_VMM_ATTACHED && !v->pausing && v->pause_dropped) {
+			/* it crossed our RESUME: the VM runs on as told */
+			v->pause_dropped = false;
+			ft_log(LOG_INFO, &(struct ft_log_fields){ .reason = "vmm-late-paused" },
+			       "vmm: %s: PAUSED %llu came after the failover was abandoned; ignored", v->name,
+			       (unsigned long long)m->seq);
+			return 0;
+		}
+		if (v->state != FT_VMM_ATTACHED || !v->pausing)
 			break;
+		v->pausing = false;
 		if (v->ops.paused)
 			v->ops.paused(v->ctx, m->seq);
 		return 0;
@@ -429,7 +455,7 @@ static int on_listen(sd_event_source *s, int fd, uint32_t ev, void *ud)
 	v->fd = cfd;
 	v->state = FT_VMM_HELLO;
 	v->emitted = v->acked_sent = 0;
-	v->live = false;
+	v->live = v->pausing = v->pause_dropped = v->reattaching = false;
 	v->name[0] = 0;
 	return 0;
 }

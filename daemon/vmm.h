@@ -8,6 +8,12 @@
  * role needs closes the connection with one log line (FT_REASON=vmm-*).
  * A second VMM is refused while one is connected.
  *
+ * Planned failover: PAUSED is taken only after a PAUSE (one that crosses
+ * ftd's RESUME of an abandoned failover is ignored with a log line). A
+ * RESUME in the other role sends the connection back to waiting for
+ * ATTACHED (the VMM re-attaches in the new mode; losing it then is still
+ * the loss of the VM); EMITTED and ACKED restart with the new log.
+ *
  * The ATTACHED fd is an ft fd (KVM_FT_GET_INFO gives the API version, mode
  * and geometry). With allow_files (tests only: config vmm_file_rings) a
  * regular file or memfd laid out as a ring is accepted instead; its mode is
