@@ -200,6 +200,11 @@ static int set(struct ft_config *c, const char *k, const char *v, const char **h
 		if (ft_parse_duration_us(v, &n) || n > 600000000)
 			return -EINVAL;
 		c->backup_delay_us = n ? n : 1;
+	} else if (!strcmp(k, "failover_timeout")) {
+		*hint = "100ms..600s";
+		if (ft_parse_duration_us(v, &n) || n < 100000 || n > 600000000)
+			return -EINVAL;
+		c->failover_timeout_us = n;
 	} else if (!strcmp(k, "max_lag_records")) {
 		*hint = "16..16777216";
 		if (ft_parse_size(v, &n) || n < 16 || n > 16777216)
@@ -294,6 +299,8 @@ int ft_config_parse(const char *text, const char *name, struct ft_config *c, cha
 			    (unsigned long long)c->heartbeat_us / 1000);
 	if (!c->backup_delay_us)
 		c->backup_delay_us = c->peer_timeout_us / 2;
+	if (!c->failover_timeout_us)
+		c->failover_timeout_us = 5000000;
 	return 0;
 }
 

@@ -22,6 +22,10 @@
  *   peer_timeout       default 500ms; at least 3 heartbeat intervals
  *   backup_delay       backup waits this long before its ballot (default
  *                      peer_timeout/2: the incumbent's bias)
+ *   failover_timeout   planned failover: how long the VM may take to answer
+ *                      PAUSE, the primary to get the last acks and EMITTED,
+ *                      and the backup's disk step, before the failover is
+ *                      abandoned (default 5s; 100ms..600s)
  *   max_lag_records    unacked records in flight (default 65536)
  *   max_lag_bytes      unacked bytes in flight (default 4M; K/M/G suffixes)
  *   vmm_socket         the VMM socket (ftd_vmm.h; ring = vm only), default
@@ -56,7 +60,7 @@ struct ft_config {
 	unsigned int ring_order;
 	char shared_disk[PATH_MAX];
 	uint64_t epoch;
-	uint64_t heartbeat_us, peer_timeout_us, backup_delay_us;
+	uint64_t heartbeat_us, peer_timeout_us, backup_delay_us, failover_timeout_us;
 	uint32_t max_lag_records;
 	uint64_t max_lag_bytes;
 	char status_socket[PATH_MAX];

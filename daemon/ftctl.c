@@ -15,6 +15,15 @@
  *   4  ftd refused the request (the message says why)
  *   5  ftd answered something this ftctl does not understand
  *   6  (vms) the kvm_ft module is not loaded
+ *   failover only (it waits for the result):
+ *   7  refused: no peer (the channel is down or the peer was declared dead)
+ *   8  refused: this node is not the primary of a primary+backup pair (on
+ *      the backup the message names the primary to ask)
+ *   9  refused: a planned failover is already running
+ *   10 started, then abandoned (timeout, refusal by the backup, a VMM that
+ *      did not pause, the peer lost mid-way; the message says why); the
+ *      pair runs on in its old roles, or the ballot decided
+ *   4  refused for another reason (no VM attached, no shared disk)
  *
  * format-disk and disk work on the shared disk directly, without ftd.
  */
@@ -36,7 +45,8 @@
 #include "genl.h"
 #include <linux/kvm_ft.h>
 
-enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO, EX_NOMOD };
+enum { EX_OK, EX_USAGE, EX_NOFTD, EX_PERM, EX_REFUSED, EX_PROTO, EX_NOMOD, EX_NOPEER, EX_NOTPAIR,
+       EX_RUNNING, EX_ABANDONED };
 
 static const char *sock_path = "/run/ftd/ftd.sock";
 static bool json, color;
@@ -248,8 +258,8 @@ static int cmd_status(int argc, char **argv)
 		warn_line("arbitration in progress: %s (%llu attempts)", get(&r, "arbitration"),
 			  num(&r, "arbitration_attempts"));
 	if (ps && !strcmp(ps, "dead"))
-		warn_line("peer %s declared DEAD: no traffic for %llu ms (timeout %llu ms)", get(&r, "peer"),
-			  num(&r, "heartbeat_age_ms"), num(&r, "peer_timeout_ms"));
+		warn_line("peer %s declared DEAD %llu ms ago: no traffic for the timeout (%llu ms)",
+			  get(&r, "peer"), num(&r, "peer_dead_ms"), num(&r, "peer_timeout_ms"));
 	else if (ps && !strcmp(ps, "never-seen"))
 		warn_line("peer %s never seen: not protected yet", get(&r, "peer"));
 	else if (ch && strcmp(ch, "up"))
@@ -258,6 +268,9 @@ static int cmd_status(int argc, char **argv)
 	if (num(&r, "rejects"))
 		warn_line("%llu frames rejected, last for %s (details: ftctl events)", num(&r, "rejects"),
 			  get(&r, "last_reject") ? get(&r, "last_reject") : "?");
+	if (get(&r, "failover") && strcmp(get(&r, "failover"), "idle"))
+		warn_line("planned failover in progress: %s, paused at seq %llu, for %llu ms",
+			  get(&r, "failover"), num(&r, "failover_seq"), num(&r, "failover_elapsed_ms"));
 	if (num(&r, "lag_records") * 2 > num(&r, "max_lag_records"))
 		warn_line("backup lags %llu records (window %llu)", num(&r, "lag_records"),
 			  num(&r, "max_lag_records"));
@@ -287,12 +300,18 @@ static int cmd_status(int argc, char **argv)
 		       num(&r, "vmm_acked_seq"), num(&r, "emitted_seq"), num(&r, "peer_emitted_seq"),
 		       strcmp(get(&r, "go_live"), "none") ? "; go-live " : "",
 		       strcmp(get(&r, "go_live"), "none") ? get(&r, "go_live") : "");
+	if (num(&r, "failover_done"))
+		printf("  failover     last: %s, %llu ms, paused at seq %llu, epoch %llu (%llu asked or taken)\n",
+		       get(&r, "failover_last"), num(&r, "failover_last_ms"), num(&r, "failover_last_seq"),
+		       num(&r, "failover_last_epoch"), num(&r, "failover_attempts"));
 	free(buf);
 	return EX_OK;
 }
 
+/* Asks for a planned failover, then follows status until its result is in. */
 static int cmd_failover(int argc, char **argv)
 {
+	unsigned long long attempt;
 	struct reply r;
 	char *buf;
 	int ret;
@@ -305,15 +324,54 @@ static int cmd_failover(int argc, char **argv)
 	if ((ret = ask("failover", &buf)))
 		return ret;
 	parse(buf, &r);
-	ret = refused(&r);
-	if (!ret && (!get(&r, "result") || strcmp(get(&r, "result"), "ok")))
-		ret = EX_PROTO;
-	if (json)
-		print_json(&r);
-	else if (!ret)
-		printf("failover started\n");
+	if (get(&r, "result") && !strcmp(get(&r, "result"), "error")) {
+		long e = (long)num(&r, "errno");
+
+		fprintf(stderr, "ftctl: failover refused: %s\n", get(&r, "message") ? get(&r, "message") : "?");
+		free(buf);
+		return e == ENOTCONN ? EX_NOPEER : e == EPERM ? EX_NOTPAIR : e == EALREADY ? EX_RUNNING :
+		       EX_REFUSED;
+	}
+	if (!get(&r, "result") || strcmp(get(&r, "result"), "started") || !(attempt = num(&r, "attempt"))) {
+		fprintf(stderr, "ftctl: unexpected answer from ftd\n");
+		free(buf);
+		return EX_PROTO;
+	}
 	free(buf);
-	return ret;
+	/* ftd bounds every step (failover_timeout); this only guards against a wedged ftd */
+	for (int i = 0; i < 6000; i++) {
+		struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+		if ((ret = ask("status", &buf))) {
+			fprintf(stderr, "ftctl: ftd went away during the failover\n");
+			return ret;
+		}
+		parse(buf, &r);
+		if (num(&r, "failover_done") >= attempt) {
+			bool ok = !strcmp(get(&r, "failover_last") ? get(&r, "failover_last") : "", "swapped");
+
+			if (json)
+				printf("{\"result\": \"%s\", \"why\": ", ok ? "swapped" : "abandoned"),
+				json_str(get(&r, "failover_last")),
+				printf(", \"role\": \"%s\", \"epoch\": %llu, \"ms\": %llu, \"seq\": %llu}\n",
+				       get(&r, "role"), num(&r, "epoch"), num(&r, "failover_last_ms"),
+				       num(&r, "failover_last_seq"));
+			else if (ok)
+				printf("failover done: this node is now %s in epoch %llu (took %llu ms, the VM paused "
+				       "at seq %llu)\n", get(&r, "role"), num(&r, "epoch"),
+				       num(&r, "failover_last_ms"), num(&r, "failover_last_seq"));
+			else
+				fprintf(stderr, "ftctl: failover %s after %llu ms; this node is %s in epoch %llu\n",
+					get(&r, "failover_last"), num(&r, "failover_last_ms"), get(&r, "role"),
+					num(&r, "epoch"));
+			free(buf);
+			return ok ? EX_OK : EX_ABANDONED;
+		}
+		free(buf);
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "ftctl: no failover result from ftd after 120 s\n");
+	return EX_ABANDONED;
 }
 
 static int cmd_events(int argc, char **argv)

@@ -27,6 +27,34 @@ static const char *const go_live_names[] = {
 	[GL_DRAIN_REPLAY] = "draining-replay", [GL_DONE] = "done",
 };
 
+/* Planned failover, the steps within role HANDOVER (role.h, frame.h: enum ft_fo_wire). */
+enum fo_step {
+	FO_IDLE = 0,
+	FO_PAUSING,	/* PAUSE sent, PAUSED not yet back */
+	FO_DRAINING,	/* primary: PAUSED(S); waiting for acked >= S and EMITTED >= S */
+	FO_HANDED,	/* primary: HANDOVER(S) sent; the backup answers SWAPPED or ABORTED */
+	FO_DISK,	/* backup: PAUSED(S); ballot for e, then epoch e+1 on the disk */
+	FO_LINGER,	/* backup (now primary of e+1): SWAPPED sent; the old session ends */
+};
+
+static const char *const fo_step_names[] = {
+	[FO_IDLE] = "idle", [FO_PAUSING] = "pausing", [FO_DRAINING] = "draining",
+	[FO_HANDED] = "handed-over", [FO_DISK] = "disk", [FO_LINGER] = "swapping",
+};
+
+struct ft_fo {
+	enum fo_step step;
+	uint64_t id, seq, t0_us, deadline_us;
+	uint64_t handled_id;		/* backup: the last HANDOVER id taken or refused */
+	struct ft_fo_msg peer;		/* the peer's last failover message */
+	bool retry_logged;
+	/* results, for ftctl */
+	uint64_t attempts, done;	/* attempts started here; results recorded */
+	char last[240];			/* "swapped" or "abandoned: why" */
+	bool last_ok;
+	uint64_t last_ms, last_seq, last_epoch;
+};
+
 struct ft_node {
 	sd_event *ev;
 	struct ft_config cfg;
@@ -63,6 +91,10 @@ struct ft_node {
 	uint64_t fence_epoch;		/* the epoch that fenced this node (HALT) */
 	struct ft_chan_cfg cc;		/* the channel to start once the ring is there */
 	char halt_why[200];
+	uint64_t chan_since_us;		/* the current channel's start (failure detection) */
+	bool fo_reattach;		/* swapped: the channel starts when the VMM re-attaches */
+	struct ft_fo fo;
+	sd_event_source *fo_timer;
 };
 
 static void changed(struct ft_node *n)
@@ -105,6 +137,11 @@ enum ft_role ft_node_role(const struct ft_node *n)
 
 static void apply(struct ft_node *n, enum ft_role_event ev);
 static void go_live_start(struct ft_node *n);
+static void fo_result(struct ft_node *n, bool ok, const char *why);
+static void fo_arb_done(struct ft_node *n, int ret, unsigned int winner);
+static void fo_kick(struct ft_node *n, uint64_t delay_us);
+static void chan_failover(void *ctx, const struct ft_fo_msg *m);
+static int fo_channel(struct ft_node *n, char *err, size_t errlen);
 
 static void arm_ballot(struct ft_node *n, uint64_t delay_us)
 {
@@ -119,6 +156,14 @@ static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 
 	(void)s;
 	(void)usec;
+	if (n->sm.role == FT_ROLE_HANDOVER && n->fo.step == FO_DISK && n->arb) {
+		ret = ft_ballot_start_handover(n->arb, n->epoch);
+		if (ret)
+			arm_ballot(n, 100000);	/* the previous child is still alive */
+		else
+			n->arb_state = "handover ballot running";
+		return 0;
+	}
 	if (n->sm.role != FT_ROLE_ARBITRATING)
 		return 0;
 	if (n->arb) {
@@ -160,6 +205,22 @@ static void on_arb_done(void *ctx, int ret, unsigned int winner)
 	static char state[160];
 	struct ft_log_fields f = { .epoch = n->epoch, .role = ft_role_name(n->sm.role) };
 
+	if (n->sm.role == FT_ROLE_HANDOVER) {
+		fo_arb_done(n, ret, winner);
+		return;
+	}
+	if (n->sm.role != FT_ROLE_ARBITRATING)
+		return;	/* a late answer (the node halted or went live meanwhile) */
+	if (n->arb && ft_ballot_advanced(n->arb)) {
+		/*
+		 * A handover round ended after the peer died: this node won the
+		 * epoch and wrote epoch + 1 naming itself primary. It goes on in it.
+		 */
+		n->epoch++;
+		f.epoch = n->epoch;
+		ft_log(LOG_NOTICE, &f, "arbitration: the handover ballot wrote epoch %llu naming this node "
+		       "primary before the peer died", (unsigned long long)n->epoch);
+	}
 	if (!ret) {
 		snprintf(state, sizeof(state), "%s epoch %llu (winner node %u)",
 			 winner == n->cfg.node_id ? "won" : "lost", (unsigned long long)n->epoch, winner);
@@ -335,6 +396,29 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 		       ft_role_event_name(ev), ft_role_actions_str(act, acts, sizeof(acts)));
 	if (n->chan)
 		ft_chan_set_role(n->chan, n->sm.role);
+	if (act & FT_ACT_RESUME_VM) {
+		/* the failover is over without a swap: continue as before */
+		enum ft_role r = n->sm.role == FT_ROLE_ARBITRATING ? n->sm.from : n->sm.role;
+
+		ft_vmm_send(n->vmm, FTD_VMM_RESUME, 0, n->epoch,
+			    r == FT_ROLE_PRIMARY ? FTD_VMM_ROLE_PRIMARY : FTD_VMM_ROLE_BACKUP);
+		if (n->chan) {
+			ft_chan_set_failover(n->chan, &(struct ft_fo_msg){
+				.state = r == FT_ROLE_BACKUP ? FT_FO_ABORTED : FT_FO_NONE,
+				.id = n->fo.id, .seq = n->fo.seq });
+			if (r == FT_ROLE_BACKUP)
+				ft_chan_set_ack(n->chan, true);
+		}
+		if (n->fo.step != FO_IDLE) {
+			/* the peer died (or never answered) mid-way: the ballot decides */
+			ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch,
+								     .reason = "failover-abandoned" },
+			       "planned failover abandoned while %s at seq %llu: the peer is gone; the VM "
+			       "resumes as %s and the ballot decides", fo_step_names[n->fo.step],
+			       (unsigned long long)n->fo.seq, ft_role_name(r));
+			fo_result(n, false, "the peer is gone; the ballot decides");
+		}
+	}
 	if (act & FT_ACT_STOP_ACKING && n->chan)
 		ft_chan_set_ack(n->chan, false);
 	if (act & FT_ACT_BALLOT_NOW) {
@@ -360,6 +444,8 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 		n->chan = NULL;
 		if (n->go_live_timer)
 			sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_OFF);
+		if (n->fo.step != FO_IDLE)
+			fo_result(n, false, "this node halted");
 		if (ft_vmm_state(n->vmm) != FT_VMM_NONE && ft_vmm_state(n->vmm) != FT_VMM_LOST) {
 			ft_vmm_send(n->vmm, FTD_VMM_HALT, 0, fence, 0);
 			ft_vmm_close(n->vmm);
@@ -390,8 +476,14 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 	 */
 	if (st.stalled)
 		n->stalled_at_us = now;
+	/* a channel started for a new epoch gives its peer a full timeout too */
+	if (n->chan_since_us > n->stalled_at_us)
+		n->stalled_at_us = n->chan_since_us;
 	deadline = (st.last_rx_us > n->stalled_at_us ? st.last_rx_us : n->stalled_at_us) +
 		   n->cfg.peer_timeout_us;
+	/* swapping: the old session ends on purpose, the new one starts next */
+	if (n->fo.step == FO_LINGER)
+		deadline = now + n->cfg.peer_timeout_us;
 	if (n->peer_seen && !n->peer_dead && now >= deadline) {
 		n->peer_dead = true;
 		n->dead_at_us = now;
@@ -449,7 +541,9 @@ static void chan_acked(void *ctx, uint64_t seq)
 {
 	struct ft_node *n = ctx;
 
-	if (n->vmm && n->sm.role == FT_ROLE_PRIMARY)
+	/* while the primary's VM is paused for a handover, held outputs still leave */
+	if (n->vmm && (n->sm.role == FT_ROLE_PRIMARY ||
+		       (n->sm.role == FT_ROLE_HANDOVER && n->sm.from == FT_ROLE_PRIMARY)))
 		ft_vmm_send(n->vmm, FTD_VMM_ACKED, seq, 0, 0);
 }
 
@@ -520,6 +614,7 @@ static int start_channel(struct ft_node *n, char *err, size_t errlen)
 {
 	static const struct ft_chan_ops cops = {
 		.state = chan_state, .epoch_mismatch = chan_epoch, .acked = chan_acked,
+		.failover = chan_failover,
 	};
 	int ret;
 
@@ -561,7 +656,7 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	bool primary = info->mode == KVM_FT_MODE_RECORD;
 	int ret;
 
-	if (!n->chan || n->ring.map_cons) {
+	if ((!n->chan && !n->fo_reattach) || n->ring.map_cons) {
 		snprintf(why, whylen, n->chan ? "a ring is attached already" : "this node is %s now",
 			 ft_role_name(n->sm.role));
 		return -EBUSY;
@@ -579,6 +674,20 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	n->vm_mode = info->mode;
 	n->vm_file = info->flags & FT_VMM_INFO_F_FILE;
 	/* The kernel's ft fd wakes the sender (edge-triggered); a ring file is polled. */
+	if (n->fo_reattach) {
+		/* after a swap: the channel of the new epoch starts with the ring */
+		n->cc.ring_notify_fd = primary && !n->vm_file ? fd : 0;
+		n->fo_reattach = false;
+		ret = fo_channel(n, why, whylen);
+		if (ret) {
+			/* refused: the VMM connection closes, the VM is lost, the node halts */
+			ft_ring_unmap(&n->ring);
+			n->ring_fd = -1;
+			return ret;
+		}
+		changed(n);
+		return 0;
+	}
 	ret = ft_chan_set_ring(n->chan, &n->ring, primary && !n->vm_file ? fd : 0, false);
 	if (ret) {
 		snprintf(why, whylen, "the channel cannot take the ring: %s", strerror(-ret));
@@ -617,6 +726,387 @@ static void vmm_lost(void *ctx, const char *why)
 	/* Deferred: this may run inside the channel's or the VMM socket's own callbacks. */
 	n->vm_lost_why = why && strstr(why, "closed") ? "closed its socket" : "broke the protocol";
 	sd_event_source_set_enabled(n->vm_lost_defer, SD_EVENT_ONESHOT);
+}
+
+/* ---- planned failover (role.h: HANDOVER; frame.h: enum ft_fo_wire; ftd_vmm.h: PAUSE) ---- */
+
+static void fo_kick(struct ft_node *n, uint64_t delay_us)
+{
+	sd_event_source_set_time(n->fo_timer, ft_now_us() + delay_us);
+	sd_event_source_set_enabled(n->fo_timer, SD_EVENT_ONESHOT);
+}
+
+static void fo_result(struct ft_node *n, bool ok, const char *why)
+{
+	struct ft_fo *fo = &n->fo;
+
+	fo->last_ok = ok;
+	fo->last_ms = (ft_now_us() - fo->t0_us) / 1000;
+	fo->last_seq = fo->seq;
+	fo->last_epoch = n->epoch;
+	snprintf(fo->last, sizeof(fo->last), "%s%s%s", ok ? "swapped" : "abandoned", why ? ": " : "",
+		 why ? why : "");
+	fo->done = fo->attempts;
+	fo->step = FO_IDLE;
+	changed(n);
+}
+
+/* Leave the failover without a swap (before the backup's disk step only). */
+static void fo_abandon(struct ft_node *n, const char *why)
+{
+	enum ft_role back = n->sm.from;
+
+	ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-abandoned",
+						     .role = ft_role_name(back) },
+	       "planned failover abandoned while %s at seq %llu: %s; the VM resumes as %s",
+	       fo_step_names[n->fo.step], (unsigned long long)n->fo.seq, why, ft_role_name(back));
+	fo_result(n, false, why);
+	apply(n, FT_EV_FAILOVER_ABORT);
+}
+
+/*
+ * The roles swapped: the old channel and ring go (the VMM detaches), RESUME
+ * asks the VMM to re-attach in the new mode, and the channel of the new
+ * epoch starts in the other direction when it has (vmm_attached ->
+ * fo_channel): from its first session it carries the new log from seq 1.
+ */
+static void fo_restart(struct ft_node *n)
+{
+	ft_chan_free(n->chan);
+	n->chan = NULL;
+	if (n->ring.map_cons)
+		ft_ring_unmap(&n->ring);
+	memset(&n->ring, 0, sizeof(n->ring));
+	if (n->ring_fd >= 0)
+		close(n->ring_fd);
+	n->ring_fd = -1;
+	n->vm_mode = 0;
+	n->peer_emitted = 0;
+	n->bw_t = 0;
+	n->fo_reattach = true;
+	ft_vmm_send(n->vmm, FTD_VMM_RESUME, 0, n->epoch,
+		    n->sm.role == FT_ROLE_PRIMARY ? FTD_VMM_ROLE_PRIMARY : FTD_VMM_ROLE_BACKUP);
+}
+
+/* The channel of the new epoch, with the re-attached ring. */
+static int fo_channel(struct ft_node *n, char *err, size_t errlen)
+{
+	bool sender = n->sm.role == FT_ROLE_PRIMARY;
+	int ret = 0;
+
+	n->stalled_at_us = 0;
+	n->chan_since_us = ft_now_us();
+	n->cc.sender = sender;
+	if (!sender) {
+		n->cc.listen_fd = listen_on(&n->cfg, err, errlen);
+		ret = n->cc.listen_fd < 0 ? n->cc.listen_fd : 0;
+	}
+	if (!ret)
+		ret = ft_psk_load(n->cfg.key_file, n->cc.psk, err, errlen);
+	if (!ret)
+		ret = start_channel(n, err, errlen);
+	if (n->cc.listen_fd >= 0)
+		close(n->cc.listen_fd);	/* start_channel failed before taking it */
+	n->cc.listen_fd = -1;
+	n->cc.ring_notify_fd = 0;
+	if (ret)
+		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-channel",
+							 .err = -ret },
+		       "planned failover: %s", err);
+	return ret;
+}
+
+static void fo_swapped(struct ft_node *n, const char *how)
+{
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-swapped",
+						    .role = ft_role_name(n->sm.role) },
+	       "planned failover done in %llu ms: %s at seq %llu; now %s in epoch %llu, the VM re-attaches "
+	       "and the log restarts at seq 1", (unsigned long long)(ft_now_us() - n->fo.t0_us) / 1000,
+	       how, (unsigned long long)n->fo.seq, ft_role_name(n->sm.role), (unsigned long long)n->epoch);
+	fo_restart(n);
+	fo_result(n, true, NULL);
+}
+
+/* Backup: the primary asked to hand over at S (peer HANDOVER). Take it or refuse. */
+static void fo_backup_take(struct ft_node *n)
+{
+	const struct ft_fo_msg *m = &n->fo.peer;
+	uint64_t stored = n->ring.rstat ? n->ring.wseq - 1 : 0;
+	char why[160] = "";
+
+	n->fo.handled_id = m->id;
+	if (!n->ring.rstat)
+		snprintf(why, sizeof(why), "no VM is attached to the backup");
+	else if (!n->arb)
+		snprintf(why, sizeof(why), "no shared_disk configured on the backup");
+	else if (stored != m->seq)
+		snprintf(why, sizeof(why), "the backup holds the log up to seq %llu, the primary paused at %llu",
+			 (unsigned long long)stored, (unsigned long long)m->seq);
+	n->fo.id = m->id;
+	n->fo.seq = m->seq;
+	n->fo.t0_us = ft_now_us();
+	n->fo.attempts++;
+	if (why[0]) {
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-refused" },
+		       "planned failover: the primary asked to hand over at seq %llu; refused: %s",
+		       (unsigned long long)m->seq, why);
+		ft_chan_set_failover(n->chan, &(struct ft_fo_msg){ .state = FT_FO_ABORTED, .id = m->id,
+								   .seq = m->seq });
+		fo_result(n, false, why);
+		return;
+	}
+	n->fo.step = FO_PAUSING;
+	n->fo.deadline_us = n->fo.t0_us + n->cfg.failover_timeout_us;
+	ft_chan_set_failover(n->chan, &(struct ft_fo_msg){ .state = FT_FO_CATCHING, .id = m->id,
+							   .seq = m->seq });
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-start" },
+	       "planned failover: the primary paused at seq %llu; replaying up to it, then the disk step",
+	       (unsigned long long)m->seq);
+	apply(n, FT_EV_FAILOVER);
+	ft_vmm_send(n->vmm, FTD_VMM_PAUSE, m->seq, 0, 0);
+	fo_kick(n, 0);
+}
+
+/* Backup's disk step answered (ballot for e, then epoch e+1). */
+static void fo_arb_done(struct ft_node *n, int ret, unsigned int winner)
+{
+	char why[200];
+
+	if (n->fo.step != FO_DISK)
+		return;
+	if (!ret && winner == n->cfg.node_id && ft_ballot_advanced(n->arb)) {
+		uint64_t old = n->epoch;
+
+		n->epoch++;
+		n->arb_state = "won the handover ballot";
+		ft_chan_set_failover(n->chan, &(struct ft_fo_msg){ .state = FT_FO_SWAPPED, .id = n->fo.id,
+								   .seq = n->fo.seq, .epoch = n->epoch });
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-epoch" },
+		       "planned failover: won epoch %llu on the shared disk and wrote epoch %llu naming this "
+		       "node primary", (unsigned long long)old, (unsigned long long)n->epoch);
+		apply(n, FT_EV_SWAPPED);
+		/* the old primary ends the old session when it reads SWAPPED; bounded */
+		n->fo.step = FO_LINGER;
+		n->fo.deadline_us = ft_now_us() + n->cfg.peer_timeout_us;
+		fo_kick(n, 1000);
+		return;
+	}
+	if (!ret && winner != n->cfg.node_id) {
+		halt_for(n, FT_EV_ARB_LOST, n->epoch, "the peer won the arbitration during the handover");
+		return;
+	}
+	if (ret == -ESTALE) {
+		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb),
+			 "fenced by a newer epoch on the disk during the handover");
+		return;
+	}
+	if (winner == n->cfg.node_id) {
+		/* decided for this node, epoch e+1 not written yet: must finish, retry */
+		if (!n->fo.retry_logged)
+			ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-advance",
+								 .err = -ret },
+			       "planned failover: won epoch %llu but cannot write the next epoch: %s; retrying",
+			       (unsigned long long)n->epoch, strerror(-ret));
+		n->fo.retry_logged = true;
+		apply(n, FT_EV_ARB_ERROR);
+		return;
+	}
+	if (ft_now_us() >= n->fo.deadline_us) {
+		snprintf(why, sizeof(why), "the disk step did not decide within the failover timeout (%s)",
+			 strerror(-ret));
+		fo_abandon(n, why);
+		return;
+	}
+	apply(n, FT_EV_ARB_ERROR);
+}
+
+/* One step of the failover; runs every few ms while one is under way. */
+static int on_fo_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct ft_node *n = ud;
+	struct ft_fo *fo = &n->fo;
+	const struct ft_fo_msg *pm = &fo->peer;
+	uint64_t now = ft_now_us();
+	char why[200];
+
+	(void)s;
+	(void)usec;
+	if (n->sm.role == FT_ROLE_BACKUP && fo->step == FO_IDLE) {
+		if (pm->state == FT_FO_HANDOVER && pm->id != fo->handled_id && n->chan)
+			fo_backup_take(n);
+		return 0;
+	}
+	if (fo->step == FO_LINGER) {
+		struct ft_chan_stats st = { 0 };
+
+		if (n->chan)
+			ft_chan_get_stats(n->chan, &st);
+		if (st.state == FT_CHAN_UP && now < fo->deadline_us) {
+			fo_kick(n, 2000);
+			return 0;
+		}
+		fo_swapped(n, "this node won the handover ballot");
+		return 0;
+	}
+	if (n->sm.role != FT_ROLE_HANDOVER || fo->step == FO_IDLE)
+		return 0;
+	if (n->sm.from == FT_ROLE_BACKUP && fo->step == FO_PAUSING && n->ring.rstat &&
+	    __atomic_load_n(&n->ring.rstat->error, __ATOMIC_ACQUIRE)) {
+		snprintf(why, sizeof(why), "replay stopped with error %u while catching up to seq %llu",
+			 n->ring.rstat->error, (unsigned long long)fo->seq);
+		fo_abandon(n, why);
+		halt_for(n, FT_EV_VM_LOST, 0, "replay failed during a planned failover");
+		return 0;
+	}
+	if ((fo->step == FO_PAUSING || fo->step == FO_DRAINING) && now >= fo->deadline_us) {
+		if (fo->step == FO_PAUSING)
+			snprintf(why, sizeof(why), "the VMM did not answer PAUSE within %llu ms",
+				 (unsigned long long)n->cfg.failover_timeout_us / 1000);
+		else
+			snprintf(why, sizeof(why), "acked %llu / emitted %llu did not reach seq %llu within %llu ms",
+				 (unsigned long long)n->ring.cons->acked_seq,
+				 (unsigned long long)ft_vmm_emitted(n->vmm), (unsigned long long)fo->seq,
+				 (unsigned long long)n->cfg.failover_timeout_us / 1000);
+		fo_abandon(n, why);
+		return 0;
+	}
+	if (fo->step == FO_DRAINING) {
+		/* every record <= S acked by the backup, every output <= S out of this host */
+		if (n->ring.cons->acked_seq >= fo->seq && ft_vmm_emitted(n->vmm) >= fo->seq) {
+			fo->step = FO_HANDED;
+			/* the backup's own bounds (PAUSE, disk step) answer within this */
+			fo->deadline_us = now + 2 * n->cfg.failover_timeout_us + 5000000;
+			ft_chan_set_failover(n->chan, &(struct ft_fo_msg){ .state = FT_FO_HANDOVER, .id = fo->id,
+									   .seq = fo->seq });
+			ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+			       "planned failover: paused at seq %llu, all of it acked and emitted; asking the "
+			       "backup to take over", (unsigned long long)fo->seq);
+			changed(n);
+		}
+	} else if (fo->step == FO_HANDED && pm->id == fo->id) {
+		if (pm->state == FT_FO_ABORTED) {
+			fo_abandon(n, "the backup refused or abandoned the handover (its log says why)");
+			return 0;
+		}
+		if (pm->state == FT_FO_SWAPPED && pm->epoch == n->epoch + 1 && pm->seq == fo->seq) {
+			n->epoch = pm->epoch;
+			apply(n, FT_EV_SWAPPED);
+			fo_swapped(n, "the backup won the handover ballot and wrote the new epoch");
+			return 0;
+		}
+	}
+	if (fo->step == FO_HANDED && now >= fo->deadline_us) {
+		/*
+		 * No answer from a backup that stays alive: it may be in its disk
+		 * step, so this node cannot just resume. Let the ballot decide, as
+		 * if the peer had died (never two live).
+		 */
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-no-answer" },
+		       "planned failover: the backup did not answer the handover at seq %llu; the ballot "
+		       "decides", (unsigned long long)fo->seq);
+		apply(n, FT_EV_PEER_DEAD);
+		return 0;
+	}
+	fo_kick(n, 2000);
+	return 0;
+}
+
+/* The VMM answered PAUSE. */
+static void vmm_paused(void *ctx, uint64_t seq)
+{
+	struct ft_node *n = ctx;
+	struct ft_fo *fo = &n->fo;
+	uint64_t want;
+	char why[200];
+
+	if (n->sm.role != FT_ROLE_HANDOVER || fo->step != FO_PAUSING)
+		return;
+	if (n->sm.from == FT_ROLE_PRIMARY) {
+		want = __atomic_load_n(&n->ring.prod->next_seq, __ATOMIC_ACQUIRE) - 1;
+		if (seq != want) {
+			snprintf(why, sizeof(why), "the VMM said PAUSED at seq %llu but its log ends at %llu",
+				 (unsigned long long)seq, (unsigned long long)want);
+			fo_abandon(n, why);
+			return;
+		}
+		fo->seq = seq;
+		fo->step = FO_DRAINING;
+	} else {
+		want = __atomic_load_n(&n->ring.rstat->next_seq, __ATOMIC_ACQUIRE) - 1;
+		if (seq != fo->seq || want != fo->seq) {
+			snprintf(why, sizeof(why), "the VMM said PAUSED at seq %llu (replayed up to %llu), the "
+				 "handover is at %llu", (unsigned long long)seq, (unsigned long long)want,
+				 (unsigned long long)fo->seq);
+			fo_abandon(n, why);
+			return;
+		}
+		fo->step = FO_DISK;
+		n->arb_state = "handover ballot pending";
+		arm_ballot(n, 0);
+	}
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+	       "planned failover: the VM paused at seq %llu", (unsigned long long)seq);
+	fo_kick(n, 0);
+	changed(n);
+}
+
+static void chan_failover(void *ctx, const struct ft_fo_msg *m)
+{
+	struct ft_node *n = ctx;
+
+	n->fo.peer = *m;
+	fo_kick(n, 0);	/* not from inside the channel's callback */
+}
+
+int ft_node_failover(struct ft_node *n, uint64_t *attempt, char *msg, size_t len)
+{
+	struct ft_fo *fo = &n->fo;
+	struct ft_chan_stats st = { 0 };
+
+	if (n->chan)
+		ft_chan_get_stats(n->chan, &st);
+	if (n->sm.role == FT_ROLE_HANDOVER || fo->step != FO_IDLE) {
+		snprintf(msg, len, "a planned failover is already running (%s, seq %llu)",
+			 fo_step_names[fo->step], (unsigned long long)fo->seq);
+		return -EALREADY;
+	}
+	if (n->sm.role == FT_ROLE_BACKUP) {
+		snprintf(msg, len, "this node is the backup: ask the primary (node %u, %s)",
+			 3 - n->cfg.node_id, n->cfg.peer_str);
+		return -EPERM;
+	}
+	if (n->sm.role != FT_ROLE_PRIMARY) {
+		snprintf(msg, len, "this node is %s: a planned failover needs a primary and a backup",
+			 ft_role_name(n->sm.role));
+		return -EPERM;
+	}
+	if (!n->arb) {
+		snprintf(msg, len, "no shared_disk configured: the new epoch cannot be decided");
+		return -EOPNOTSUPP;
+	}
+	if (!n->vmm || !n->ring.prod || ft_vmm_state(n->vmm) != FT_VMM_ATTACHED) {
+		snprintf(msg, len, "no VM attached (a planned failover pauses the VM through its VMM)");
+		return -EOPNOTSUPP;
+	}
+	if (!n->chan || st.state != FT_CHAN_UP || n->peer_dead) {
+		snprintf(msg, len, "no peer: the channel to node %u is %s", 3 - n->cfg.node_id,
+			 n->peer_dead ? "dead" : n->chan ? ft_chan_state_name(st.state) : "closed");
+		return -ENOTCONN;
+	}
+	fo->attempts++;
+	*attempt = fo->attempts;
+	fo->id = ((uint64_t)randombytes_random() << 32 | randombytes_random()) | 1;
+	fo->seq = 0;
+	fo->t0_us = ft_now_us();
+	fo->deadline_us = fo->t0_us + n->cfg.failover_timeout_us;
+	fo->step = FO_PAUSING;
+	fo->retry_logged = false;
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-start" },
+	       "planned failover %llu asked: pausing the VM", (unsigned long long)fo->attempts);
+	apply(n, FT_EV_FAILOVER);
+	ft_vmm_send(n->vmm, FTD_VMM_PAUSE, 0, 0, 0);
+	fo_kick(n, 0);
+	return 0;
 }
 
 /*
@@ -725,6 +1215,7 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	if (!cfg->ring[0]) {
 		static const struct ft_vmm_ops vops = {
 			.hello = vmm_hello, .attached = vmm_attached, .emitted = vmm_emitted, .lost = vmm_lost,
+			.paused = vmm_paused,
 		};
 
 		ret = ft_vmm_new(ev, cfg->vmm_socket, cfg->vmm_file_rings, &vops, n, &n->vmm, err, errlen);
@@ -752,6 +1243,10 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		ret = sd_event_add_time(ev, &n->go_live_timer, CLOCK_MONOTONIC, 0, 500, on_go_live, n);
 	if (ret >= 0)
 		ret = sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_OFF);
+	if (ret >= 0)
+		ret = sd_event_add_time(ev, &n->fo_timer, CLOCK_MONOTONIC, 0, 500, on_fo_tick, n);
+	if (ret >= 0)
+		ret = sd_event_source_set_enabled(n->fo_timer, SD_EVENT_OFF);
 	if (ret >= 0)
 		ret = sd_event_add_defer(ev, &n->vm_lost_defer, on_vm_lost, n);
 	if (ret >= 0)
@@ -788,6 +1283,7 @@ void ft_node_free(struct ft_node *n)
 	ft_ballot_free(n->arb);
 	sd_event_source_disable_unref(n->go_live_timer);
 	sd_event_source_disable_unref(n->vm_lost_defer);
+	sd_event_source_disable_unref(n->fo_timer);
 	if (n->cc.listen_fd >= 0)
 		close(n->cc.listen_fd);
 	sodium_memzero(n->cc.psk, sizeof(n->cc.psk));
@@ -800,19 +1296,6 @@ void ft_node_free(struct ft_node *n)
 		close(n->ring_fd);
 	sd_event_unref(n->ev);
 	free(n);
-}
-
-int ft_node_failover(struct ft_node *n, char *msg, size_t len)
-{
-	unsigned int act;
-	int ret = ft_role_step(&n->sm, FT_EV_FAILOVER, &act);
-
-	if (ret == -EOPNOTSUPP)
-		snprintf(msg, len, "planned failover is not implemented yet (the primary "
-			 "cannot yet pause at a landmark and re-attach as the backup)");
-	else if (ret)
-		snprintf(msg, len, "no planned failover from role %s", ft_role_name(n->sm.role));
-	return ret;
 }
 
 /*
@@ -865,12 +1348,14 @@ void ft_node_status(struct ft_node *n, FILE *o)
 	if (n->chan)
 		ft_chan_get_stats(n->chan, &st);
 	fprintf(o, "node_id=%u\nrole=%s\n", n->cfg.node_id, ft_role_name(n->sm.role));
-	if (n->sm.role == FT_ROLE_ARBITRATING)
+	if (n->sm.role == FT_ROLE_ARBITRATING || n->sm.role == FT_ROLE_HANDOVER)
 		fprintf(o, "role_before=%s\n", ft_role_name(n->sm.from));
 	fprintf(o, "epoch=%llu\npeer=%s\n", (unsigned long long)n->epoch, n->cfg.peer_str);
 	fprintf(o, "peer_node=%u\nchannel=%s\n", 3 - n->cfg.node_id,
 		n->chan ? ft_chan_state_name(st.state) : "closed");
 	fprintf(o, "peer_state=%s\n", !n->peer_seen ? "never-seen" : n->peer_dead ? "dead" : "alive");
+	if (n->peer_dead)
+		fprintf(o, "peer_dead_ms=%llu\n", (unsigned long long)(now - n->dead_at_us) / 1000);
 	if (st.last_rx_us)
 		fprintf(o, "heartbeat_age_ms=%llu\n", (unsigned long long)(now - st.last_rx_us) / 1000);
 	fprintf(o, "heartbeat_interval_ms=%llu\npeer_timeout_ms=%llu\n",
@@ -902,6 +1387,16 @@ void ft_node_status(struct ft_node *n, FILE *o)
 	fprintf(o, "shared_disk=%s\nring=%s\n", n->cfg.shared_disk[0] ? n->cfg.shared_disk : "none",
 		n->cfg.ring[0] ? n->cfg.ring : "vm");
 	vm_status(n, o);
+	fprintf(o, "failover=%s\n", fo_step_names[n->fo.step]);
+	if (n->fo.step != FO_IDLE)
+		fprintf(o, "failover_seq=%llu\nfailover_elapsed_ms=%llu\n", (unsigned long long)n->fo.seq,
+			(unsigned long long)(now - n->fo.t0_us) / 1000);
+	fprintf(o, "failover_attempts=%llu\nfailover_done=%llu\n", (unsigned long long)n->fo.attempts,
+		(unsigned long long)n->fo.done);
+	if (n->fo.done)
+		fprintf(o, "failover_last=%s\nfailover_last_ms=%llu\nfailover_last_seq=%llu\n"
+			"failover_last_epoch=%llu\n", n->fo.last, (unsigned long long)n->fo.last_ms,
+			(unsigned long long)n->fo.last_seq, (unsigned long long)n->fo.last_epoch);
 	fprintf(o, "uptime_s=%llu\n", (unsigned long long)(now - n->started_us) / 1000000);
 }
 

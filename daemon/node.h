@@ -45,8 +45,14 @@ void ft_node_free(struct ft_node *n);
 void ft_node_status(struct ft_node *n, FILE *out);
 /* One line for sd_notify STATUS=. */
 const char *ft_node_status_line(struct ft_node *n, char *buf, size_t len);
-/* Planned failover. 0, or -errno with a sentence in msg. */
-int ft_node_failover(struct ft_node *n, char *msg, size_t len);
+/*
+ * Planned failover (role.h, HANDOVER): 0 when it started (its number in
+ * *attempt; status shows its progress and result as failover_*), or
+ * -errno with a sentence in msg: -EALREADY one is running, -EPERM this
+ * node is not the primary, -ENOTCONN no live peer, -EOPNOTSUPP no VM or
+ * no shared disk.
+ */
+int ft_node_failover(struct ft_node *n, uint64_t *attempt, char *msg, size_t len);
 /* Buffered events with seq > after, oldest first; returns how many were given. */
 size_t ft_node_events(struct ft_node *n, uint64_t after, const struct ft_event **ev, size_t max);
 enum ft_role ft_node_role(const struct ft_node *n);

@@ -119,12 +119,13 @@ static void request(struct client *c, const char *req)
 		ft_node_status(n, f);
 	} else if (!strcmp(req, "failover")) {
 		char msg[300];
-		int ret = ft_node_failover(n, msg, sizeof(msg));
+		uint64_t attempt = 0;
+		int ret = ft_node_failover(n, &attempt, msg, sizeof(msg));
 
 		if (ret)
 			fprintf(f, "result=error\nerrno=%d\nmessage=%s\n", -ret, msg);
 		else
-			fprintf(f, "result=ok\n");
+			fprintf(f, "result=started\nattempt=%llu\n", (unsigned long long)attempt);
 	} else if (!strcmp(req, "events") || !strcmp(req, "events follow")) {
 		const struct ft_event *ev[FT_NODE_EVENTS];
 		size_t k = ft_node_events(n, 0, ev, FT_NODE_EVENTS);

@@ -5,7 +5,9 @@
  * until ftd closes the connection:
  *
  *   status          key=value lines (node.c: ft_node_status)
- *   failover        result=ok, or result=error / errno=N / message=...
+ *   failover        result=started / attempt=N (status: failover_done reaches N
+ *                   when it ends, failover_last says how), or result=error /
+ *                   errno=N / message=...
  *   events          buffered events, one per line: "SEQ TIME_MS PRIO TEXT"
  *   events follow   the same, then every new event as it happens
  *

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # ftctl against real ftd processes, and ftd's process contract. Proves:
-# documented exit codes (2 no ftd, 1 usage, 4 refused failover), status
+# documented exit codes (2 no ftd, 1 usage, 4 and 8 refused failover), status
 # human output and --json keys match the golden files in tests/golden/
 # (numbers masked), the control socket is 0600, sd_notify READY=1,
 # STATUS= and WATCHDOG=1 pings when WATCHDOG_USEC is set, clean SIGTERM
@@ -76,8 +76,11 @@ assert d["role"] == "primary" and d["peer_state"] == "alive" and d["epoch"] == 1
 ok $? "status --json parses, role primary, peer alive, epoch 1"
 
 out=$(FTD_SOCKET=$work/n1.sock "$FTCTL" failover 2>&1); rc=$?
-[ $rc -eq 4 ] && [[ $out == *"not implemented yet"* ]]
-ok $? "failover: exit 4 with the reason ('$out')"
+[ $rc -eq 4 ] && [[ $out == *"no shared_disk configured"* ]]
+ok $? "failover without a shared disk: exit 4 with the reason ('$out')"
+out=$(FTD_SOCKET=$work/n2.sock "$FTCTL" failover 2>&1); rc=$?
+[ $rc -eq 8 ] && [[ $out == *"this node is the backup: ask the primary (node 1"* ]]
+ok $? "failover asked on the backup: exit 8 ('$out')"
 FTD_SOCKET=$work/n1.sock "$FTCTL" bogus >/dev/null 2>&1
 ok $(( $? != 1 )) "unknown command: exit 1"
 FTD_SOCKET=$work/n1.sock "$FTCTL" events | grep -q "authenticated session with node 2"
