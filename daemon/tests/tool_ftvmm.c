@@ -12,6 +12,21 @@
  *              every ACKED (the output rule); then serve until HALT/EOF
  *   tool_ftvmm SOCK backup SEED RATE STATE         consume at RATE/s (0 = at
  *              once) until GO_LIVE, HALT or EOF
+ *   tool_ftvmm SOCK vm SEED COUNT PRATE CRATE STATE   either role, as ftd
+ *              says, swapping roles on a planned failover (PAUSE, PAUSED,
+ *              RESUME in the other role: detach, a new ring, re-attach):
+ *              produce at PRATE/s while primary, COUNT records in all;
+ *              consume at CRATE/s while backup
+ *
+ * $FTVMM_PAUSE: how PAUSE is answered: ok (default; the primary pauses at
+ * its last record, the backup replays up to S first), never (no answer),
+ * wrong (the primary's PAUSED is 7 past its log), diverge (the backup's
+ * replay stops with an error instead).
+ *
+ * Session k's records are stream SEED + epoch, seq from 1. At a swap both
+ * tools print "SWAP role R epoch E at S total T" (T: records the VM went
+ * through in all sessions), so a test can see both stopped at the same
+ * state and nothing was replayed twice or skipped.
  *   tool_ftvmm SOCK bad CASE                       one malformed exchange;
  *              exit 0 if ftd closed the connection within 2 s
  *   tool_ftvmm SOCK probe                          connect, HELLO; print what
@@ -19,7 +34,8 @@
  *
  * Events go to stdout, one line each ("ROLE 1 epoch 1", "ACKED_BAD ...",
  * "GO_LIVE epoch E seq S consumed C left L", "HALT epoch E", "EOF").
- * STATE is rewritten every 50 ms: "produced P acked A emitted E consumed C".
+ * STATE is rewritten every 50 ms: "produced P acked A emitted E consumed C
+ * role R epoch E total T" (P..C count in the current session).
  * Exit 1 on any protocol or ring invariant broken (the line says which).
  */
 #define _GNU_SOURCE
@@ -116,21 +132,6 @@ static int recv_msg(struct ftd_vmm_msg *m, int ms)
 	return 1;
 }
 
-static void save_state(void)
-{
-	char tmp[4200];
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", state_path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return;
-	fprintf(f, "produced %llu acked %llu emitted %llu consumed %llu\n", (unsigned long long)produced,
-		(unsigned long long)acked, (unsigned long long)emitted, (unsigned long long)consumed);
-	fclose(f);
-	rename(tmp, state_path);
-}
-
 static int ring_memfd(bool replay, unsigned int order)
 {
 	int fd = memfd_create("ftvmm-ring", MFD_CLOEXEC);
@@ -141,7 +142,7 @@ static int ring_memfd(bool replay, unsigned int order)
 }
 
 /* ROLE from ftd; returns the role, or 0 if ftd answered HALT/EOF (printed). */
-static uint32_t expect_role(void)
+static uint32_t expect_role(uint64_t *epoch)
 {
 	struct ftd_vmm_msg m;
 	int r = recv_msg(&m, 5000);
@@ -158,156 +159,285 @@ static uint32_t expect_role(void)
 		die("expected ROLE, got type %s", m.type == FTD_VMM_ACKED ? "ACKED" : "other");
 	printf("ROLE %u epoch %llu\n", m.role, (unsigned long long)m.epoch);
 	fflush(stdout);
+	if (epoch)
+		*epoch = m.epoch;
 	return m.role;
 }
 
-/* ---- primary: the module's recorder and the VMM's output rule ---- */
+/*
+ * ---- the VM: primary (the module's recorder and the VMM's output rule) or
+ * backup (the module's replay), swapping on RESUME in the other role ----
+ *
+ * The VM's state is the count of records it went through across sessions
+ * (total). A session's records are stream seed + epoch, seq from 1. A
+ * planned failover pauses both at the same total; the new primary's log
+ * starts at seq 1 of the next epoch's stream.
+ */
 
-static int run_primary(uint64_t seed, uint64_t count, uint64_t rate)
-{
-	struct ft_ring w;
-	uint8_t rec[FT_RECGEN_MAX];
-	uint64_t t0 = ft_now_us(), last_state = 0;
-	bool halted = false, live = false;
+struct vm {
+	uint64_t seed, count, prate, crate;
+	const char *pause_mode;		/* $FTVMM_PAUSE: ok, never, wrong, diverge */
+	uint32_t role;
+	uint64_t epoch, sseed, total_before;
+	bool paused, halted, live;
+	uint64_t pause_at;		/* backup: PAUSE(S) pending until replayed to S */
+	bool pausing;
 	int fd;
+	/* primary */
+	struct ft_ring w;
+	/* backup */
+	struct kvm_ft_replay_status *st;
+	uint8_t *prod;
+	struct ft_ring r;
+	uint64_t t0;
+};
 
-	if (expect_role() != FTD_VMM_ROLE_PRIMARY)
+static void save_state(const struct vm *v)
+{
+	char tmp[4200];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", state_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "produced %llu acked %llu emitted %llu consumed %llu role %u epoch %llu total %llu\n",
+		(unsigned long long)produced, (unsigned long long)acked, (unsigned long long)emitted,
+		(unsigned long long)consumed, v->role, (unsigned long long)v->epoch,
+		(unsigned long long)(v->total_before + (v->role == FTD_VMM_ROLE_PRIMARY ? produced : consumed)));
+	fclose(f);
+	rename(tmp, state_path);
+}
+
+static const unsigned int vm_order = 16;
+
+static void vm_attach(struct vm *v)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	produced = acked = emitted = consumed = 0;
+	v->sseed = v->seed + v->epoch;
+	v->paused = v->pausing = false;
+	v->t0 = ft_now_us();
+	v->fd = ring_memfd(v->role == FTD_VMM_ROLE_BACKUP, vm_order);
+	if (v->role == FTD_VMM_ROLE_PRIMARY) {
+		if (ft_ring_map(&v->w, v->fd, true))
+			die("cannot map the %s ring", "log");
+	} else {
+		v->st = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, KVM_FT_MMAP_REPLAY_STATUS_OFF);
+		v->prod = mmap(NULL, page + (1UL << vm_order), PROT_READ, MAP_SHARED, v->fd,
+			       KVM_FT_MMAP_REPLAY_RING_OFF);
+		if (v->st == MAP_FAILED || v->prod == MAP_FAILED)
+			die("mmap: %s", strerror(errno));
+		/* the module's view: it reads what user space published */
+		memset(&v->r, 0, sizeof(v->r));
+		v->r.data = v->prod + page;
+		v->r.size = 1UL << vm_order;
+		v->r.prod_pos = &((struct kvm_ft_replay_producer *)v->prod)->producer;
+		v->r.tail.pos = 0;
+		v->r.tail.seq = 1;
+	}
+	send_msg(&(struct ftd_vmm_msg){ .type = FTD_VMM_ATTACHED }, sizeof(struct ftd_vmm_msg), v->fd);
+}
+
+/* KVM_FT_DETACH and close the ft fd: the old log is gone. */
+static void vm_detach(struct vm *v)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (v->role == FTD_VMM_ROLE_PRIMARY) {
+		ft_ring_unmap(&v->w);
+	} else {
+		munmap(v->st, page);
+		munmap(v->prod, page + (1UL << vm_order));
+	}
+	close(v->fd);
+}
+
+static void vm_produce(struct vm *v)
+{
+	uint8_t rec[FT_RECGEN_MAX];
+
+	while (!v->halted && !v->paused && v->total_before + produced < v->count &&
+	       (!v->prate || produced < (ft_now_us() - v->t0) * v->prate / 1000000)) {
+		uint32_t len = ft_recgen(v->sseed, produced + 1, rec);
+
+		if (ft_ring_append(&v->w, rec, len))
+			break;	/* the vCPU waits for ring space */
+		produced++;
+	}
+}
+
+/* 0, or 1 on a broken invariant (printed). */
+static int vm_consume(struct vm *v)
+{
+	const struct kvm_ft_rec *rec;
+	uint32_t len;
+	int ret;
+
+	/* RATE counts from the first record: a backlog builds up behind it; a PAUSE catches up at once */
+	while (!v->paused && (v->pausing ? consumed < v->pause_at :
+			      !v->crate || !consumed || consumed < (ft_now_us() - v->t0) * v->crate / 1000000)) {
+		struct ft_ring_cursor cur = v->r.tail;
+
+		ret = ft_ring_next(&v->r, &cur, &rec, &len);
+		if (ret < 0) {
+			printf("FAIL replay ring: %s at %llu\n", v->r.why, (unsigned long long)v->r.tail.pos);
+			return 1;
+		}
+		if (!ret)
+			break;
+		if (!ft_recgen_verify(v->sseed, cur.seq - 1, 0, rec, len)) {
+			printf("FAIL record %llu of epoch %llu differs from the primary's\n",
+			       (unsigned long long)cur.seq - 1, (unsigned long long)v->epoch);
+			return 1;
+		}
+		if (!consumed)
+			v->t0 = ft_now_us();
+		consumed = cur.seq - 1;
+		v->r.tail = cur;
+		v->st->next_seq = cur.seq;
+		__atomic_store_n(&v->st->consumer, cur.pos, __ATOMIC_RELEASE);
+	}
+	if (v->pausing && consumed == v->pause_at) {
+		v->pausing = false;
+		v->paused = true;
+		printf("PAUSED %llu\n", (unsigned long long)consumed);
+		send_type(FTD_VMM_PAUSED, consumed);
+	}
+	return 0;
+}
+
+static void on_pause(struct vm *v, uint64_t seq)
+{
+	if (!strcmp(v->pause_mode, "never")) {
+		printf("PAUSE ignored (never)\n");
+		return;
+	}
+	if (v->role == FTD_VMM_ROLE_PRIMARY) {
+		uint64_t s = produced + (!strcmp(v->pause_mode, "wrong") ? 7 : 0);
+
+		v->paused = true;
+		printf("PAUSED %llu\n", (unsigned long long)s);
+		send_type(FTD_VMM_PAUSED, s);
+		return;
+	}
+	if (!strcmp(v->pause_mode, "diverge")) {
+		/* the module found a replayed exit that does not match */
+		__atomic_store_n(&v->st->error, 1, __ATOMIC_RELEASE);
+		v->paused = true;
+		printf("DIVERGED at %llu\n", (unsigned long long)consumed);
+		return;
+	}
+	if (seq < consumed) {
+		printf("FAIL PAUSE at %llu but %llu replayed already\n", (unsigned long long)seq,
+		       (unsigned long long)consumed);
+		exit(1);
+	}
+	v->pausing = true;
+	v->pause_at = seq;
+}
+
+static int on_resume(struct vm *v, const struct ftd_vmm_msg *m)
+{
+	uint64_t at = v->role == FTD_VMM_ROLE_PRIMARY ? produced : consumed;
+
+	if (m->role == v->role) {
+		printf("RESUME role %u epoch %llu (same)\n", m->role, (unsigned long long)m->epoch);
+		v->paused = v->pausing = false;
+		v->t0 = ft_now_us() - (v->role == FTD_VMM_ROLE_PRIMARY && v->prate ?
+				       produced * 1000000 / v->prate : 0);
+		return 0;
+	}
+	if (!v->paused) {
+		printf("FAIL RESUME in the other role without PAUSED\n");
+		return 1;
+	}
+	if (v->role == FTD_VMM_ROLE_PRIMARY && emitted < produced) {
+		printf("FAIL swap with outputs held: emitted %llu of %llu\n", (unsigned long long)emitted,
+		       (unsigned long long)produced);
+		return 1;
+	}
+	if (m->epoch <= v->epoch) {
+		printf("FAIL swap to epoch %llu from %llu\n", (unsigned long long)m->epoch,
+		       (unsigned long long)v->epoch);
+		return 1;
+	}
+	v->total_before += at;
+	printf("SWAP role %u epoch %llu at %llu total %llu\n", m->role, (unsigned long long)m->epoch,
+	       (unsigned long long)at, (unsigned long long)v->total_before);
+	vm_detach(v);
+	v->role = m->role;
+	v->epoch = m->epoch;
+	vm_attach(v);
+	return 0;
+}
+
+static int run_vm(struct vm *v)
+{
+	uint64_t last_state = 0;
+	struct ftd_vmm_msg m;
+
+	v->role = expect_role(&v->epoch);
+	if (!v->role)
 		return 2;
-	fd = ring_memfd(false, 16);
-	if (ft_ring_map(&w, fd, true))
-		die("cannot map the %s ring", "log");
-	send_msg(&(struct ftd_vmm_msg){ .type = FTD_VMM_ATTACHED }, sizeof(struct ftd_vmm_msg), fd);
+	vm_attach(v);
 	for (;;) {
-		struct ftd_vmm_msg m;
 		int r;
 
-		/* the vCPU: append while the ring has room (it waits otherwise) */
-		while (!halted && produced < count &&
-		       (!rate || produced < (ft_now_us() - t0) * rate / 1000000)) {
-			uint32_t len = ft_recgen(seed, produced + 1, rec);
-
-			if (ft_ring_append(&w, rec, len))
-				break;
-			produced++;
-		}
+		if (v->role == FTD_VMM_ROLE_PRIMARY)
+			vm_produce(v);
+		else if (!v->halted && !v->live && vm_consume(v))
+			return 1;
 		r = recv_msg(&m, 1);
 		if (r < 0) {
 			printf("EOF\n");
 			break;
 		}
-		if (r && m.type == FTD_VMM_ACKED) {
+		if (r && m.type == FTD_VMM_ACKED && v->role == FTD_VMM_ROLE_PRIMARY) {
 			/* ftd publishes acked_seq in the consumer page before it tells us */
-			if (m.seq < acked || m.seq > produced || w.cons->acked_seq < m.seq) {
+			if (m.seq < acked || m.seq > produced || v->w.cons->acked_seq < m.seq) {
 				printf("FAIL ACKED %llu: previous %llu, produced %llu, page says %llu\n",
 				       (unsigned long long)m.seq, (unsigned long long)acked,
-				       (unsigned long long)produced, (unsigned long long)w.cons->acked_seq);
+				       (unsigned long long)produced, (unsigned long long)v->w.cons->acked_seq);
 				return 1;
 			}
 			acked = m.seq;
-			if (!halted) {
-				/* every output up to the acked seq may leave now */
+			if (!v->halted) {
+				/* every output up to the acked seq may leave now (also while paused) */
 				emitted = acked;
 				send_type(FTD_VMM_EMITTED, emitted);
 			}
 		} else if (r && m.type == FTD_VMM_GO_LIVE) {
-			printf("GO_LIVE epoch %llu seq %llu emitted %llu produced %llu\n",
-			       (unsigned long long)m.epoch, (unsigned long long)m.seq,
-			       (unsigned long long)emitted, (unsigned long long)produced);
-			live = true;
+			if (v->role == FTD_VMM_ROLE_PRIMARY)
+				printf("GO_LIVE epoch %llu seq %llu emitted %llu produced %llu\n",
+				       (unsigned long long)m.epoch, (unsigned long long)m.seq,
+				       (unsigned long long)emitted, (unsigned long long)produced);
+			else
+				printf("GO_LIVE epoch %llu seq %llu consumed %llu left %llu\n",
+				       (unsigned long long)m.epoch, (unsigned long long)m.seq,
+				       (unsigned long long)consumed,
+				       (unsigned long long)(*v->r.prod_pos - v->st->consumer));
+			v->live = true;
 		} else if (r && m.type == FTD_VMM_HALT) {
-			printf("HALT epoch %llu%s\n", (unsigned long long)m.epoch, live ? " AFTER GO_LIVE" : "");
-			halted = true;
+			printf("HALT epoch %llu%s\n", (unsigned long long)m.epoch, v->live ? " AFTER GO_LIVE" : "");
+			v->halted = true;
+		} else if (r && m.type == FTD_VMM_PAUSE) {
+			on_pause(v, m.seq);
+		} else if (r && m.type == FTD_VMM_RESUME) {
+			if (on_resume(v, &m))
+				return 1;
 		} else if (r) {
 			printf("FAIL unexpected message type %u\n", m.type);
 			return 1;
 		}
 		fflush(stdout);
 		if (ft_now_us() - last_state > 50000) {
-			save_state();
+			save_state(v);
 			last_state = ft_now_us();
 		}
 	}
-	save_state();
-	return 0;
-}
-
-/* ---- backup: the module's replay ---- */
-
-static int run_backup(uint64_t seed, uint64_t rate)
-{
-	struct kvm_ft_replay_status *st;
-	struct ft_ring r = { 0 };
-	uint64_t t0 = ft_now_us(), last_state = 0;
-	long page = sysconf(_SC_PAGESIZE);
-	unsigned int order = 16;
-	uint8_t *prod;
-	int fd;
-
-	if (expect_role() != FTD_VMM_ROLE_BACKUP)
-		return 2;
-	fd = ring_memfd(true, order);
-	st = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, KVM_FT_MMAP_REPLAY_STATUS_OFF);
-	prod = mmap(NULL, page + (1UL << order), PROT_READ, MAP_SHARED, fd, KVM_FT_MMAP_REPLAY_RING_OFF);
-	if (st == MAP_FAILED || prod == MAP_FAILED)
-		die("mmap: %s", strerror(errno));
-	/* the module's view: it reads what user space published */
-	r.data = prod + page;
-	r.size = 1UL << order;
-	r.prod_pos = &((struct kvm_ft_replay_producer *)prod)->producer;
-	r.tail.pos = 0;
-	r.tail.seq = 1;
-	send_msg(&(struct ftd_vmm_msg){ .type = FTD_VMM_ATTACHED }, sizeof(struct ftd_vmm_msg), fd);
-	for (;;) {
-		struct ftd_vmm_msg m;
-		const struct kvm_ft_rec *rec;
-		uint32_t len;
-		int ret;
-
-		/* RATE counts from the first record: a backlog builds up behind it */
-		while (!rate || !consumed || consumed < (ft_now_us() - t0) * rate / 1000000) {
-			struct ft_ring_cursor cur = r.tail;
-
-			ret = ft_ring_next(&r, &cur, &rec, &len);
-			if (ret < 0) {
-				printf("FAIL replay ring: %s at %llu\n", r.why, (unsigned long long)r.tail.pos);
-				return 1;
-			}
-			if (!ret)
-				break;
-			if (!ft_recgen_verify(seed, cur.seq - 1, 0, rec, len)) {
-				printf("FAIL record %llu differs from the primary's\n", (unsigned long long)cur.seq - 1);
-				return 1;
-			}
-			if (!consumed)
-				t0 = ft_now_us();
-			consumed = cur.seq - 1;
-			r.tail = cur;
-			st->next_seq = cur.seq;
-			__atomic_store_n(&st->consumer, cur.pos, __ATOMIC_RELEASE);
-		}
-		ret = recv_msg(&m, 1);
-		if (ret < 0) {
-			printf("EOF\n");
-			break;
-		}
-		if (ret && m.type == FTD_VMM_GO_LIVE) {
-			uint64_t left = *r.prod_pos - st->consumer;
-
-			printf("GO_LIVE epoch %llu seq %llu consumed %llu left %llu\n", (unsigned long long)m.epoch,
-			       (unsigned long long)m.seq, (unsigned long long)consumed, (unsigned long long)left);
-		} else if (ret && m.type == FTD_VMM_HALT) {
-			printf("HALT epoch %llu\n", (unsigned long long)m.epoch);
-		} else if (ret) {
-			printf("FAIL unexpected message type %u\n", m.type);
-			return 1;
-		}
-		fflush(stdout);
-		if (ft_now_us() - last_state > 50000) {
-			save_state();
-			last_state = ft_now_us();
-		}
-	}
-	save_state();
+	save_state(v);
 	return 0;
 }
 
@@ -339,7 +469,7 @@ static int run_bad(const char *c)
 	} else {
 		/* the rest happen after a good HELLO */
 		hello();
-		if (!expect_role())
+		if (!expect_role(NULL))
 			return 2;
 		if (!strcmp(c, "no-fd")) {
 			send_type(FTD_VMM_ATTACHED, 0);
@@ -387,19 +517,30 @@ int main(int argc, char **argv)
 		return run_bad(argv[3]);
 	if (!strcmp(argv[2], "probe") && argc == 3) {
 		hello();
-		return expect_role() ? 0 : 3;
+		return expect_role(NULL) ? 0 : 3;
 	}
+	struct vm v = { .pause_mode = getenv("FTVMM_PAUSE") ? getenv("FTVMM_PAUSE") : "ok" };
+
 	if (!strcmp(argv[2], "primary") && argc == 7) {
 		state_path = argv[6];
-		hello();
-		return run_primary(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0),
-				   strtoull(argv[5], NULL, 0));
-	}
-	if (!strcmp(argv[2], "backup") && argc == 6) {
+		v.seed = strtoull(argv[3], NULL, 0);
+		v.count = strtoull(argv[4], NULL, 0);
+		v.prate = strtoull(argv[5], NULL, 0);
+	} else if (!strcmp(argv[2], "backup") && argc == 6) {
 		state_path = argv[5];
-		hello();
-		return run_backup(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+		v.seed = strtoull(argv[3], NULL, 0);
+		v.count = UINT64_MAX;
+		v.crate = strtoull(argv[4], NULL, 0);
+	} else if (!strcmp(argv[2], "vm") && argc == 8) {
+		state_path = argv[7];
+		v.seed = strtoull(argv[3], NULL, 0);
+		v.count = strtoull(argv[4], NULL, 0);
+		v.prate = strtoull(argv[5], NULL, 0);
+		v.crate = strtoull(argv[6], NULL, 0);
+	} else {
+		fprintf(stderr, "usage: see the comment at the top of tool_ftvmm.c\n");
+		return 2;
 	}
-	fprintf(stderr, "usage: see the comment at the top of tool_ftvmm.c\n");
-	return 2;
+	hello();
+	return run_vm(&v);
 }
