@@ -350,13 +350,13 @@ static int cmd_failover(int argc, char **argv)
 		if (num(&r, "failover_done") >= attempt) {
 			bool ok = !strcmp(get(&r, "failover_last") ? get(&r, "failover_last") : "", "swapped");
 
-			if (json)
-				printf("{\"result\": \"%s\", \"why\": ", ok ? "swapped" : "abandoned"),
-				json_str(get(&r, "failover_last")),
+			if (json) {
+				printf("{\"result\": \"%s\", \"why\": ", ok ? "swapped" : "abandoned");
+				json_str(get(&r, "failover_last"));
 				printf(", \"role\": \"%s\", \"epoch\": %llu, \"ms\": %llu, \"seq\": %llu}\n",
 				       get(&r, "role"), num(&r, "epoch"), num(&r, "failover_last_ms"),
 				       num(&r, "failover_last_seq"));
-			else if (ok)
+			} else if (ok)
 				printf("failover done: this node is now %s in epoch %llu (took %llu ms, the VM paused "
 				       "at seq %llu)\n", get(&r, "role"), num(&r, "epoch"),
 				       num(&r, "failover_last_ms"), num(&r, "failover_last_seq"));
