@@ -169,8 +169,7 @@ static int attach(struct ftvm *v, uint32_t mode)
 		ftvm_log("open /dev/%s: %s (is kvm_ft loaded?)", KVM_FT_DEVICE_NAME, strerror(-dev));
 		return -1;
 	}
-	/* Register digests at the default interval: primary and backup alike. */
-	fd = ft_attach_digest(dev, v->vm->vm_fd, mode, 0, 0, 0);
+	fd = ft_attach(dev, v->vm->vm_fd, mode, 0, 0);
 	close(dev);
 	if (fd < 0) {
 		ftvm_log("KVM_FT_ATTACH (%s): %s", mode == KVM_FT_MODE_RECORD ? "record" : "replay",
