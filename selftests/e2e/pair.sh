@@ -116,18 +116,20 @@ gaps_window() {
 	echo "# figures $1: link before the failure: $(link_ask "gaps off" 1) (load $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
-# kill_host TAG VICTIM SURVIVOR: kill -9 the victim's QEMU at a random
-# moment; the survivor goes live alone, the outputs continue from it.
+# kill_host TAG VICTIM SURVIVOR [PRIMARY BACKUP]: kill -9 the victim's QEMU
+# at a random moment; the survivor goes live alone, the outputs continue
+# from it. The pair's roles before the kill: A primary, B backup, unless
+# given (after a planned failover).
 kill_host() {
-	local tag=$1 victim=$2 surv=$3 lag t
+	local tag=$1 victim=$2 surv=$3 pri=${4:-A} bak=${5:-B} lag t
 	sleep "$((RANDOM % 3)).$((RANDOM % 10))"
 	# Just before: the pair is in sync (no false detection so far).
 	on A 10 hostctl status > "$w/A.status"
 	on B 10 hostctl status > "$w/B.status"
-	lag=$(json lag_records < "$w/A.status")
-	[ "$(json role < "$w/A.status")" = primary ] && [ "$(json role < "$w/B.status")" = backup ] &&
-		[ "$(json channel < "$w/A.status")" = up ]
-	ok $? "$tag: before the kill A is primary, B backup, channel up (longest heartbeat gap so far: A $(json max_heartbeat_gap_ms < "$w/A.status") ms, B $(json max_heartbeat_gap_ms < "$w/B.status") ms)"
+	lag=$(json lag_records < "$w/$pri.status")
+	[ "$(json role < "$w/$pri.status")" = primary ] && [ "$(json role < "$w/$bak.status")" = backup ] &&
+		[ "$(json channel < "$w/$pri.status")" = up ]
+	ok $? "$tag: before the kill $pri is primary, $bak backup, channel up (longest heartbeat gap so far: A $(json max_heartbeat_gap_ms < "$w/A.status") ms, B $(json max_heartbeat_gap_ms < "$w/B.status") ms)"
 	if [ $with_vm = 0 ]; then
 		on B 10 hostctl consumer > "$w/consumer"
 		ok $? "$tag: the backup verified every record it received byte-exact ($(cat "$w/consumer"))"
@@ -141,6 +143,42 @@ kill_host() {
 	ok $? "$tag: $surv declared $victim dead, won the disk, live alone ($(st "$surv" arbitration))"
 	figures "$tag" "$surv" "$t" "$lag"
 	outputs_continue "$tag" "$surv"
+}
+
+# planned_failover TAG: ftctl failover on A (the primary): the roles swap
+# (ftctl status on both), the outputs go on from B with no output lost and
+# none repeated. Figures: each ftvm's pause and swap time, the output gap.
+# Returns 2 (a TAP SKIP) if ftd refuses a planned failover.
+planned_failover() {
+	local tag=$1 r t end rc
+	sleep "$((RANDOM % 3)).$((RANDOM % 10))"
+	t=$(e2e_now)
+	obs mark "$tag" "$t" > /dev/null
+	on A 60 ftctl failover > "$w/failover.out" 2>&1
+	rc=$?
+	if [ $rc = 4 ]; then
+		skip "$tag: planned failover" "ftd refuses it: $(head -n1 "$w/failover.out")"
+		return 2
+	fi
+	ok $rc "$tag: ftctl failover on A: $(head -n1 "$w/failover.out")"
+	wait_st 30 A role backup && wait_st 30 B role primary
+	ok $? "$tag: roles swapped in ftctl status: A $(st A role), B $(st B role)"
+	[ $with_vm = 1 ] || { skip "$tag: outputs continue from B, none lost or repeated" "$vm_why"; return; }
+	end=$((SECONDS + 60))
+	while [ $SECONDS -le $end ]; do
+		r=$(obs report)
+		[ "$(kv new <<< "$r")" -ge 5 ] 2>/dev/null && [[ $r == *" owner=B "* ]] && break
+		sleep 0.5
+	done
+	echo "# $r"
+	on A 10 hostctl vmswap | sed 's/^/# figures '"$tag"': A (was primary): /'
+	on B 10 hostctl vmswap | sed 's/^/# figures '"$tag"': B (was backup): /'
+	echo "# figures $tag: outputs: B's first output $(kv takeover <<< "$r")," \
+		"$(kv takeover_gap_ms <<< "$r") ms after A's last (the output gap)," \
+		"$(kv takeover_ms <<< "$r") ms after ftctl failover; $(kv dups <<< "$r") duplicates"
+	[[ $r == *" owner=B "* ]] && [[ $r == *" violations=0 "* ]] &&
+		[ "$(kv dups <<< "$r")" = 0 ] && [ "$(kv switches <<< "$r")" = 1 ]
+	ok $? "$tag: outputs continue from B: none lost, none repeated, one host live"
 }
 
 # restart TAG HOST ROLE OTHER: boot the dead host again, start its ftd: it must
