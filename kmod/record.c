@@ -316,7 +316,14 @@ void ft_probe_kvm_mmio(void *data, int type, int len, u64 gpa, void *val)
 	ft = ft_record_target(vcpu);
 	if (!ft)
 		return;
-	if (!val || len < 1 || len > 8) {
+	/*
+	 * A read completed by user space fires here once for all its fragments
+	 * (read_prepare()): one that crossed into another page (two fragments,
+	 * or part RAM) cannot be replayed access by access.
+	 */
+	if (!val || len < 1 || len > 8 ||
+	    (type == KVM_TRACE_MMIO_READ && vcpu->mmio_read_completed &&
+	     (vcpu->mmio_nr_fragments != 1 || vcpu->mmio_fragments[0].len != len))) {
 		ft_record_fail(ft, KVM_FT_ERR_UNSUPPORTED);
 		return;
 	}
