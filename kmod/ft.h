@@ -90,6 +90,15 @@ struct ft_vm {
 	struct kvm_ft_rec_intr rp_intr;	/* vCPU thread: INTR to inject at the next entry */
 	u64 rp_intr_pos;
 	bool rp_intr_pending;
+	u64 rp_wait_from;		/* vCPU thread: the wait for records ends when the producer leaves it */
+	/* Replay of emulated accesses (iobus.c), vCPU thread only. */
+	bool em_str;			/* in a string IOIO exit: its PIO comes from the log */
+	bool em_point;			/* ... whose first record is a digest point */
+	bool em_in_open;		/* a PIO_IN record in rbuf answers the bus reads */
+	bool em_mmio_read;		/* the last MMIO bus read was answered from the log */
+	u32 em_in_done;			/* elements of it answered */
+	u64 em_in_pos;			/* its ring position */
+	u32 em_out_left;		/* checked OUTS elements whose bus writes are dropped */
 	struct ft_digest dg;
 	struct ft_ring ring;
 };
@@ -176,6 +185,27 @@ void ft_replay_fail(struct ft_vm *ft, u32 error, u32 reason, u64 pos,
 long ft_replay_get_divergence(struct ft_vm *ft, void __user *uarg);
 void ft_replay_async(struct ft_vm *ft);
 void ft_replay_intr_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
+
+/* replay.c, for iobus.c */
+struct kvm_ft_rec *ft_replay_take(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				  const struct kvm_ft_div_event *act, u64 *pos);
+enum ft_replay_act ft_replay_diverge(struct ft_vm *ft, u32 reason, u64 pos,
+				     const struct kvm_ft_rec *h,
+				     const struct kvm_ft_div_event *act);
+void ft_replay_landmark(struct ft_vm *ft);
+void ft_replay_queue_wait(struct ft_vm *ft, u64 from);
+
+/* iobus.c: replay of emulated accesses (MMIO, string PIO) */
+int ft_iobus_arm(void);
+void ft_iobus_uninit(void);
+enum ft_replay_act ft_iobus_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				 u64 exit_code);
+void ft_iobus_entry(struct ft_vm *ft);
+void ft_iobus_mmio_trace(struct ft_vm *ft, struct kvm_vcpu *vcpu, int type,
+			 int len, u64 gpa);
+void ft_iobus_pio_trace(struct ft_vm *ft, struct kvm_vcpu *vcpu, unsigned int rw,
+			unsigned int port, unsigned int size, unsigned int count,
+			const void *val);
 
 /* async.c: asynchronous inputs (KVM_FT_QUEUE_ASYNC) */
 void ft_async_init(struct ft_vm *ft);

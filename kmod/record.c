@@ -277,10 +277,17 @@ void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 void ft_probe_kvm_pio(void *data, unsigned int rw, unsigned int port,
 		      unsigned int size, unsigned int count, const void *val)
 {
-	struct ft_vm *ft = ft_record_target(kvm_get_running_vcpu());
+	struct kvm_vcpu *vcpu = kvm_get_running_vcpu();
 	struct kvm_ft_rec_pio rec = {};
 	u64 bytes = (u64)size * count;
+	struct ft_vm *ft;
 
+	/* Replay: a chunk of a string PIO (or a checked OUT passed on). */
+	if (vcpu && !is_guest_mode(vcpu) && (ft = ft_replay_target(vcpu))) {
+		ft_iobus_pio_trace(ft, vcpu, rw, port, size, count, val);
+		return;
+	}
+	ft = ft_record_target(vcpu);
 	if (!ft)
 		return;
 	if (!val || !count || (size != 1 && size != 2 && size != 4) ||
@@ -303,11 +310,9 @@ void ft_probe_kvm_mmio(void *data, int type, int len, u64 gpa, void *val)
 	struct kvm_ft_rec_mmio rec = {};
 	struct ft_vm *ft;
 
-	/* Replay of MMIO is future work: stop before the access completes. */
+	/* Replay: the access was answered from the log (iobus.c), or not. */
 	if (vcpu && !is_guest_mode(vcpu) && (ft = ft_replay_target(vcpu))) {
-		ft_replay_unsupported(ft, type == KVM_TRACE_MMIO_WRITE ?
-				      KVM_FT_REC_MMIO_WRITE : KVM_FT_REC_MMIO_READ,
-				      gpa, len);
+		ft_iobus_mmio_trace(ft, vcpu, type, len, gpa);
 		return;
 	}
 	/* The unsatisfied read goes to user space; its completion fires READ. */

@@ -110,12 +110,12 @@ static bool wait_done(struct ft_vm *ft)
 {
 	return !ft_vm_replaying(ft) || ft_ring_error(&ft->ring) ||
 	       ft_orphaned(ft) || (current->flags & PF_EXITING) ||
-	       ft_ring_replay_ready(&ft->ring);
+	       READ_ONCE(ft->ring.cons->consumer) != READ_ONCE(ft->rp_wait_from);
 }
 
 /*
- * vCPU thread, sleepable: wait until the producer moves, or replay ends
- * (detach, LIVE, error, orphaned file, exiting task).
+ * vCPU thread, sleepable: wait until the producer leaves ft->rp_wait_from,
+ * or replay ends (detach, LIVE, error, orphaned file, exiting task).
  */
 static void wait_for_records(struct ft_vm *ft)
 {
@@ -158,6 +158,17 @@ static void wait_records(struct callback_head *cb)
 		wait_for_records(ft);
 	clear_bit_unlock(FT_S_WAIT_QUEUED, &ft->state);
 	fput(file);
+}
+
+/*
+ * Probe context: before the vCPU enters again, wait until the producer
+ * leaves @from (the consumer position, or what an emulated exit found too
+ * short, see ft_ring_emul_ready()).
+ */
+void ft_replay_queue_wait(struct ft_vm *ft, u64 from)
+{
+	WRITE_ONCE(ft->rp_wait_from, from);
+	ft_queue_wait(ft, wait_records);
 }
 
 /* ---- checking and replaying one exit ---- */
@@ -231,6 +242,15 @@ static bool rec_valid(const struct kvm_ft_rec *h)
 		/* The padding is zero, as the recorder writes it. */
 		return !memchr_inv(p->data + bytes, 0, h->len - sizeof(*p) - bytes);
 	}
+	if (h->type == KVM_FT_REC_MMIO_READ || h->type == KVM_FT_REC_MMIO_WRITE) {
+		const struct kvm_ft_rec_mmio *m = (const void *)h;
+
+		if (h->len != sizeof(*m) || !m->len || m->len > sizeof(m->data) ||
+		    m->reserved)
+			return false;
+		/* The rest of data is zero, as the recorder writes it. */
+		return !memchr_inv(m->data + m->len, 0, sizeof(m->data) - m->len);
+	}
 	if (h->type == KVM_FT_REC_RDMSR &&
 	    ((((const struct kvm_ft_rec_msr *)h)->flags & ~KVM_FT_MSR_F_GP) ||
 	     ((((const struct kvm_ft_rec_msr *)h)->flags & KVM_FT_MSR_F_GP) &&
@@ -254,6 +274,7 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 	const struct kvm_ft_rec_intr *in = (const void *)h;
 	const struct kvm_ft_rec_dma *dma = (const void *)h;
 	const struct kvm_ft_rec_digest *dig = (const void *)h;
+	const struct kvm_ft_rec_mmio *mmio = (const void *)h;
 	u64 v = 0;
 
 	memset(e, 0, sizeof(*e));
@@ -265,6 +286,14 @@ static void rec_event(const struct kvm_ft_rec *h, struct kvm_ft_div_event *e)
 		e->addr = pio->port;
 		e->size = pio->size;
 		memcpy(&v, pio->data, pio->size);
+		e->value = v;
+		break;
+	case KVM_FT_REC_MMIO_READ:
+	case KVM_FT_REC_MMIO_WRITE:
+		e->rip = mmio->rip;
+		e->addr = mmio->gpa;
+		e->size = mmio->len;
+		memcpy(&v, mmio->data, min_t(u32, mmio->len, sizeof(v)));
 		e->value = v;
 		break;
 	case KVM_FT_REC_RDTSC:
@@ -312,20 +341,82 @@ static enum ft_replay_act diverge(struct ft_vm *ft, u32 reason, u64 pos,
 	return FT_RP_ABANDON;
 }
 
+enum ft_replay_act ft_replay_diverge(struct ft_vm *ft, u32 reason, u64 pos,
+				     const struct kvm_ft_rec *h,
+				     const struct kvm_ft_div_event *act)
+{
+	return diverge(ft, reason, pos, h, act);
+}
+
+/*
+ * Take the next synchronous record for the access or exit @act (type and
+ * RIP filled in) and check its format, type and RIP. Returns the record
+ * (in ft->rbuf, its ring position in *pos), ERR_PTR(-EAGAIN) if none is
+ * published yet, or ERR_PTR(-EIO) when the VM is stopping (a report was
+ * made, or the ring was in error already).
+ */
+struct kvm_ft_rec *ft_replay_take(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+				  const struct kvm_ft_div_event *act, u64 *pos)
+{
+	struct kvm_ft_rec *h = ft->rbuf;
+	struct ft_take_err err;
+	int len;
+
+	*pos = READ_ONCE(ft->ring.tail);
+	len = ft_digest_take(ft, vcpu, &err);
+	if (len == -EAGAIN)
+		return ERR_PTR(-EAGAIN);
+	if (len == -EBADMSG) {
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+			       NULL, NULL, act);
+		return ERR_PTR(-EIO);
+	}
+	if (len < 0)		/* ring in error: the VM is stopping */
+		return ERR_PTR(-EIO);
+	*pos = READ_ONCE(ft->ring.tail) - len;	/* digests before it were consumed */
+	if (!rec_valid(h)) {
+		struct kvm_ft_div_event exp = { .type = h->type };
+
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, *pos,
+			       h, &exp, act);
+		return ERR_PTR(-EIO);
+	}
+	if ((h->type == KVM_FT_REC_INTR &&
+	     !(((const struct kvm_ft_rec_intr *)h)->flags & KVM_FT_INTR_F_LANDMARK)) ||
+	    h->type == KVM_FT_REC_RDRAND) {
+		struct kvm_ft_div_event exp;
+
+		rec_event(h, &exp);
+		ft_replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
+			       *pos, h, &exp, act);
+		return ERR_PTR(-EIO);
+	}
+	if (h->type != act->type) {
+		diverge(ft, KVM_FT_DIV_TYPE, *pos, h, act);
+		return ERR_PTR(-EIO);
+	}
+	/* Every synchronous record has rip right after the header. */
+	if (((const struct kvm_ft_rec_hlt *)h)->rip != act->rip) {
+		diverge(ft, KVM_FT_DIV_RIP, *pos, h, act);
+		return ERR_PTR(-EIO);
+	}
+	return h;
+}
+
 static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 				     u64 exit_code)
 {
 	struct kvm_ft_div_event act = { .rip = kvm_rip_read(vcpu) };
-	struct kvm_ft_rec *h = ft->rbuf;
-	struct ft_take_err err;
-	u64 pos = READ_ONCE(ft->ring.tail);
-	u64 rax = kvm_rax_read(vcpu);
+	struct kvm_ft_rec *h;
+	u64 pos, rax = kvm_rax_read(vcpu);
 	u32 io = 0;
-	int len;
 
 	switch (exit_code) {
 	case SVM_EXIT_IOIO:
 		io = ft_svm_exit_info(vcpu, 1);
+		/* String PIO is emulated: iobus.c replays each chunk. */
+		if (io & SVM_IOIO_STR_MASK)
+			return ft_iobus_exit(ft, vcpu, exit_code);
 		act.type = (io & SVM_IOIO_TYPE_MASK) ? KVM_FT_REC_PIO_IN :
 						       KVM_FT_REC_PIO_OUT;
 		act.addr = io >> 16;
@@ -333,11 +424,9 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 		if (act.type == KVM_FT_REC_PIO_OUT)
 			act.value = rax & (act.size == 4 ? 0xffffffffULL :
 					   (1ULL << (8 * act.size)) - 1);
-		if (io & SVM_IOIO_STR_MASK) {
-			ft_replay_unsupported(ft, act.type, act.addr, act.size);
-			return FT_RP_ABANDON;
-		}
 		break;
+	case SVM_EXIT_NPF:	/* MMIO is emulated: iobus.c replays each access */
+		return ft_iobus_exit(ft, vcpu, exit_code);
 	case SVM_EXIT_RDTSC:
 		act.type = KVM_FT_REC_RDTSC;
 		break;
@@ -359,42 +448,12 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 		return FT_RP_KVM;
 	}
 
-	len = ft_digest_take(ft, vcpu, &err);
-	if (len == -EAGAIN) {
-		ft_queue_wait(ft, wait_records);
+	h = ft_replay_take(ft, vcpu, &act, &pos);
+	if (IS_ERR(h)) {
+		if (PTR_ERR(h) == -EAGAIN)
+			ft_replay_queue_wait(ft, READ_ONCE(ft->ring.tail));
 		return FT_RP_ABANDON;
 	}
-	if (len == -EBADMSG) {
-		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
-			       NULL, NULL, &act);
-		return FT_RP_ABANDON;
-	}
-	if (len < 0)		/* ring in error: the VM is stopping */
-		return FT_RP_ABANDON;
-	pos = READ_ONCE(ft->ring.tail) - len;	/* digests before it were consumed */
-	if (!rec_valid(h)) {
-		struct kvm_ft_div_event exp = { .type = h->type };
-
-		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, pos,
-			       h, &exp, &act);
-		return FT_RP_ABANDON;
-	}
-	if ((h->type == KVM_FT_REC_INTR &&
-	     !(((const struct kvm_ft_rec_intr *)h)->flags & KVM_FT_INTR_F_LANDMARK)) ||
-	    h->type == KVM_FT_REC_RDRAND ||
-	    h->type == KVM_FT_REC_MMIO_READ || h->type == KVM_FT_REC_MMIO_WRITE) {
-		struct kvm_ft_div_event exp;
-
-		rec_event(h, &exp);
-		ft_replay_fail(ft, KVM_FT_ERR_UNSUPPORTED, KVM_FT_DIV_UNSUPPORTED,
-			       pos, h, &exp, &act);
-		return FT_RP_ABANDON;
-	}
-	if (h->type != act.type)
-		return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
-	/* Every replayable record has rip right after the header. */
-	if (((const struct kvm_ft_rec_hlt *)h)->rip != act.rip)
-		return diverge(ft, KVM_FT_DIV_RIP, pos, h, &act);
 	/* Before the instruction's effects: its registers are the digest point. */
 	ft_digest_replayed(ft, vcpu, h);
 
@@ -463,24 +522,30 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
 }
 
+/*
+ * A synchronous record was replayed: this is a landmark. Its asynchronous
+ * records follow it in the ring; the vCPU does not enter before it knows
+ * whether there are any (the backup lags by one record).
+ */
+void ft_replay_landmark(struct ft_vm *ft)
+{
+	u16 next;
+
+	if (!ft_ring_error(&ft->ring) &&
+	    (!ft_ring_peek(&ft->ring, &next) || ft_rec_async(next))) {
+		set_bit(FT_S_RP_ASYNC, &ft->state);
+		ft_async_kick(ft);
+	}
+}
+
 enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 				  u64 exit_code)
 {
 	u64 lm = READ_ONCE(ft->ring.landmark);
 	enum ft_replay_act act = replay_one(ft, vcpu, exit_code);
-	u16 next;
 
-	/*
-	 * Record lm + 1 replayed: this is a landmark. Its asynchronous records
-	 * follow it in the ring; the vCPU does not enter before it knows
-	 * whether there are any (the backup lags by one record).
-	 */
-	if (act != FT_RP_ABANDON && READ_ONCE(ft->ring.landmark) != lm &&
-	    !ft_ring_error(&ft->ring) &&
-	    (!ft_ring_peek(&ft->ring, &next) || ft_rec_async(next))) {
-		set_bit(FT_S_RP_ASYNC, &ft->state);
-		ft_async_kick(ft);
-	}
+	if (act != FT_RP_ABANDON && READ_ONCE(ft->ring.landmark) != lm)
+		ft_replay_landmark(ft);
 	return act;
 }
 
@@ -501,6 +566,7 @@ void ft_replay_async(struct ft_vm *ft)
 
 	while (ft_vm_replaying(ft) && !ft_ring_error(&ft->ring)) {
 		if (!ft_ring_peek(&ft->ring, &type)) {
+			WRITE_ONCE(ft->rp_wait_from, READ_ONCE(ft->ring.tail));
 			wait_for_records(ft);
 			if (ft_ring_replay_ready(&ft->ring))
 				continue;

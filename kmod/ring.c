@@ -501,6 +501,55 @@ out:
 	return ret;
 }
 
+/*
+ * Replay, before an emulated exit (MMIO, string PIO) whose records are taken
+ * one by one during the emulation, where the vCPU can no longer wait: are
+ * all of this exit's records published? They are once a record follows
+ * them that cannot belong to the exit: one of another type than MMIO/PIO,
+ * or from another RIP (digests are skipped: one may follow the exit's first
+ * record), or when KVM_FT_RING_RESERVE bytes (the most one exit appends)
+ * are published. Reads headers only, bounds-checked; ft_ring_take()
+ * validates each record when it is taken. Sets *seen to the producer
+ * position looked at.
+ */
+bool ft_ring_emul_ready(struct ft_ring *r, u64 rip, u64 *seen)
+{
+	struct { struct kvm_ft_rec h; u64 rip; } rec;
+	unsigned long irqf;
+	u64 p, pos, off, room;
+	bool ready = true;
+
+	spin_lock_irqsave(&r->lock, irqf);
+	p = smp_load_acquire(&r->cons->consumer);
+	*seen = p;
+	if (r->error || (p & 7) || p < r->tail || p - r->tail > r->size)
+		goto out;		/* the take reports it */
+	for (pos = r->tail; pos - r->tail < 2 * KVM_FT_RING_RESERVE; pos += rec.h.len) {
+		if (pos == p) {
+			ready = false;
+			break;
+		}
+		off = pos & (r->size - 1);
+		room = r->size - off;
+		memcpy(&rec.h, r->data + off, 8);
+		if (rec.h.type == KVM_FT_REC_PAD && rec.h.len == room && room <= p - pos)
+			continue;
+		if ((rec.h.len & 7) || rec.h.len < sizeof(rec) || rec.h.len > room ||
+		    rec.h.len > p - pos)
+			break;
+		memcpy(&rec, r->data + off, sizeof(rec));
+		if (rec.h.type == KVM_FT_REC_REG_DIGEST || rec.h.type == KVM_FT_REC_MEM_DIGEST)
+			continue;
+		if ((rec.h.type != KVM_FT_REC_MMIO_READ && rec.h.type != KVM_FT_REC_MMIO_WRITE &&
+		     rec.h.type != KVM_FT_REC_PIO_IN && rec.h.type != KVM_FT_REC_PIO_OUT) ||
+		    rec.rip != rip)
+			break;
+	}
+out:
+	spin_unlock_irqrestore(&r->lock, irqf);
+	return ready;
+}
+
 /* Replay: the writer published something we have not consumed yet. */
 bool ft_ring_replay_ready(struct ft_ring *r)
 {

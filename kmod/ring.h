@@ -98,6 +98,7 @@ static inline bool ft_rec_async(u32 type)
 
 int ft_ring_take(struct ft_ring *r, void *buf, struct ft_take_err *err);
 bool ft_ring_replay_ready(struct ft_ring *r);
+bool ft_ring_emul_ready(struct ft_ring *r, u64 rip, u64 *seen);
 int ft_ring_peek(struct ft_ring *r, u16 *type);
 
 #endif /* FT_RING_H */

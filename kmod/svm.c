@@ -193,6 +193,7 @@ void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 		set_rdtsc_intercept(vcpu, false);
 		clear_bit(FT_S_INTERCEPT, &ft->state);
 	}
+	ft_iobus_entry(ft);
 	ft_async_entry(ft, vcpu);
 }
 
@@ -243,6 +244,7 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 	case SVM_EXIT_CPUID:
 	case SVM_EXIT_MSR:
 	case SVM_EXIT_HLT:
+	case SVM_EXIT_NPF:
 		break;
 	default:
 		return;
@@ -271,10 +273,10 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 		regs->ip = abandon_ip;
 }
 
-/* Replay needs the abandon target; record mode works without it. */
+/* Replay needs the abandon target and the bus hook; record mode works without. */
 int ft_svm_can_replay(void)
 {
-	return READ_ONCE(abandon_ip) ? 0 : -ENODEV;
+	return READ_ONCE(abandon_ip) && !ft_iobus_arm() ? 0 : -ENODEV;
 }
 
 static struct ftrace_ops rdtsc_ops = {
@@ -349,6 +351,7 @@ void ft_svm_uninit(void)
 {
 	if (!vendor_mod)
 		return;
+	ft_iobus_uninit();
 	/* Waits (RCU tasks) until no CPU can be inside rdtsc_hook. */
 	unregister_ftrace_function(&rdtsc_ops);
 	ftrace_set_filter_ip(&rdtsc_ops, exit_handler_ip, 1, 0);

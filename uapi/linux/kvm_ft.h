@@ -268,19 +268,22 @@
  *   exactly to the end of the area; type known; seq the next one (gapless
  *   from 1); landmark the next synchronous ordinal; flags exactly those of
  *   the type (plus KVM_FT_RF_MEM_DIGEST where DIGESTS allows it); the length exactly that of the type (PIO: size 1, 2 or 4,
- *   count >= 1, size * count <= 4096). Any violation is
- *   KVM_FT_ERR_BAD_RECORD. A valid record that does not match the exit the
+ *   count >= 1, size * count <= 4096, len = 8-aligned header plus data,
+ *   padding zero; MMIO: len 1..8, reserved and data past len zero). Any
+ *   violation is KVM_FT_ERR_BAD_RECORD. A valid record that does not match the exit the
  *   vCPU takes (type, RIP, port, size, count, access direction, CPUID
  *   function/index, MSR number; for outputs also the data) is
  *   KVM_FT_ERR_DIVERGENCE. A record or exit the replayer cannot handle yet
- *   (INTR without KVM_FT_INTR_F_LANDMARK, MMIO, string PIO, RDRAND) is
- *   KVM_FT_ERR_UNSUPPORTED, and so is an interrupt that the VMM injects
- *   into a REPLAY VM with KVM_INTERRUPT. Each stops
- *   the VM: KVM_RUN fails with EIO, status->error is set (sticky), poll
+ *   (INTR without KVM_FT_INTR_F_LANDMARK, RDRAND, an MMIO access claimed
+ *   by the in-kernel LAPIC) is KVM_FT_ERR_UNSUPPORTED, and so is an
+ *   interrupt that the VMM injects into a REPLAY VM with KVM_INTERRUPT.
+ *   Each stops the VM: KVM_RUN fails with EIO, status->error is set (sticky), poll
  *   reports POLLERR, KVM_FT_GET_DIVERGENCE describes it, a ratelimited line
  *   goes to the kernel log and a KVM_FT_EV_ERROR event is multicast.
  *
- *   At each synchronous exit the module consumes the next record and:
+ *   At each synchronous exit the module consumes the next record (an
+ *   emulated instruction, MMIO or string PIO: one per access or chunk, see
+ *   below) and:
  *     PIO_IN (not string)   checks it, puts the record's data in RAX and
  *                           skips the instruction; no device is accessed.
  *     PIO_OUT (not string)  checks port, size and data; the output is not
@@ -293,7 +296,28 @@
  *                           its devices in step and knows which outputs the
  *                           guest made; it must not emit them (it is the
  *                           backup) and may re-emit the unacknowledged tail
- *                           at go-live. MMIO is not replayed yet.
+ *                           at go-live.
+ *     MMIO_READ             one per access of at most 8 bytes that KVM's
+ *                           emulator makes (an instruction may make
+ *                           several): checks RIP, gpa and length; the guest
+ *                           reads the record's data. No device and no
+ *                           KVM_EXIT_MMIO sees the read.
+ *     MMIO_WRITE            checks RIP, gpa, length and data; not emitted,
+ *                           or with KVM_FT_ATTACH_F_REPLAY_OUTPUTS passed on
+ *                           like a PIO_OUT (in-kernel device, or
+ *                           KVM_EXIT_MMIO to the VMM).
+ *     PIO_IN (string)       INS: one record per chunk the emulator reads
+ *                           at once (count elements, at most 1024 bytes,
+ *                           one page): checks RIP, port, size and count;
+ *                           the guest's memory gets the record's data.
+ *     PIO_OUT (string)      OUTS: one record per element: checks RIP, port,
+ *                           size, count and data; not emitted, or with
+ *                           REPLAY_OUTPUTS passed on.
+ *                           Where no in-kernel device takes the port, the
+ *                           primary's VMM got each element in a KVM_RUN
+ *                           exit of its own, after which the guest
+ *                           re-executed the instruction: the backup ends
+ *                           the exit after each element the same way.
  *     RDTSC                 checks it; the guest gets the record's value.
  *     CPUID                 checks function and index; the guest gets the
  *                           record's EAX..EDX.
@@ -301,6 +325,9 @@
  *                           or with KVM_FT_MSR_F_GP a #GP(0) at the RDMSR
  *                           (as KVM injects it when the read fails).
  *     HLT                   checks it; KVM then halts as usual.
+ *   An access the recorder logged as one record must be one access on the
+ *   backup: an MMIO read that user space completed across a page boundary
+ *   (two fragments) is KVM_FT_ERR_UNSUPPORTED on the primary already.
  *   Asynchronous records are applied at their landmark, as the primary
  *   did (see ASYNCHRONOUS INPUTS): after synchronous record L, and before
  *   the vCPU enters again, the module waits until the record after L is
@@ -317,13 +344,19 @@
  *   ahead: the exit is abandoned without side effects and the vCPU waits
  *   before its next guest entry until the producer moves, the VM is
  *   detached or switched to LIVE, or the ring is orphaned; the guest then
- *   re-executes the instruction. The same wait precedes the first entry
- *   after a landmark until the record after it is published. Any signal
- *   ends either wait with the guest at the landmark: KVM_RUN returns EINTR
- *   (KVM_EXIT_INTR), nothing was applied or consumed twice, and the next
- *   KVM_RUN waits again. This is how a VMM stops a backup at a landmark
- *   (planned failover: wait until status->next_seq - 1 reaches the last
- *   record of the primary's log, then signal the vCPU thread). While it waits status->flags has
+ *   re-executes the instruction. An emulated exit (MMIO: an NPF exit to a
+ *   gpa outside the VM's writable memslots; string PIO) cannot wait in the
+ *   middle, so it waits before the emulation until all of its records are
+ *   published: until a record follows them that cannot be the exit's (one
+ *   that is not MMIO, PIO or a digest, or has another RIP), or
+ *   2 * KVM_FT_RING_RESERVE bytes are published. The same wait precedes
+ *   the first entry after a landmark until the record after it is
+ *   published. Any signal ends either wait with the guest at the landmark:
+ *   KVM_RUN returns EINTR (KVM_EXIT_INTR), nothing was applied or consumed
+ *   twice, and the next KVM_RUN waits again. This is how a VMM stops a
+ *   backup at a landmark (planned failover: wait until status->next_seq - 1
+ *   reaches the last record of the primary's log, then signal the vCPU
+ *   thread). While it waits status->flags has
  *   KVM_FT_RING_F_WAITING and poll reports POLLOUT. The kernel notices a new
  *   producer value within a jiffy; poll() on the ft fd wakes it at once.
  *   Detach or a switch to LIVE ends replay: the vCPU runs live from there.
