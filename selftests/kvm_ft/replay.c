@@ -3,8 +3,10 @@
  * Replay of synchronous inputs (KVM_FT_MODE_REPLAY).
  *
  * VM A records a guest that mixes every input it gets (PIO IN of host-random
- * data of 1, 2 and 4 bytes, RDTSC, CPUID, RDMSR) into a 64-bit state and
- * outputs the state (two 4-byte OUTs) after every input. VM B is the same
+ * data of 1, 2 and 4 bytes, RDTSC, CPUID, RDMSR, MMIO reads of 1, 2, 4 and 8
+ * bytes of host-random data, REP INSB/INSW of random counts) into a 64-bit
+ * state and outputs the state (two 4-byte OUTs) after every input; it also
+ * writes the state to MMIO and outputs guest bytes with REP OUTSB. VM B is the same
  * guest with the same initial memory and registers but a different
  * host-random seed; its replay ring gets A's records, all but the last one
  * (A's final "done" ucall OUT). B must consume them all, wait at that OUT
@@ -29,6 +31,7 @@
 #define P_MMIO		(1U << 0)	/* read MMIO before anything else */
 #define P_ASYNC		(1U << 1)	/* IRQs and DMA from host threads, spin loops */
 #define P_OUTPUTS	(1U << 2)	/* B attached with KVM_FT_ATTACH_F_REPLAY_OUTPUTS */
+#define P_STRINGS	(1U << 3)	/* emulated accesses at every turn, strings 1 in 3 of them */
 
 /* The guest's program and what it output, in guest memory. */
 static struct gprog {
@@ -40,7 +43,9 @@ static struct gprog {
 	uint32_t mmio_first;	/* read MMIO before anything else */
 	uint32_t hlt_first;	/* halt (interrupts off) before anything else */
 	uint32_t async;		/* interrupts on, DMA area and IRQs folded, spins */
+	uint32_t strings;	/* P_STRINGS */
 	uint64_t spin_max;	/* longest exit-free loop (iterations) */
+	uint8_t sbuf[3 * 4096] __attribute__((aligned(4096)));	/* string PIO */
 	uint8_t dma[DMA_AREA] __attribute__((aligned(DMA_AREA)));	/* DMA target */
 } gp;
 
@@ -60,14 +65,50 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 	return h;
 }
 
+static void gout_byte(uint8_t b)
+{
+	if (gp.outlen < OUT_MAX)
+		gp.out[gp.outlen] = b;
+	gp.outlen++;
+}
+
 static void gout(uint32_t v)
 {
 	outl(OUTPUT_PORT, v);
-	for (int i = 0; i < 4; i++) {
-		if (gp.outlen < OUT_MAX)
-			gp.out[gp.outlen] = (uint8_t)(v >> (8 * i));
-		gp.outlen++;
+	for (int i = 0; i < 4; i++)
+		gout_byte((uint8_t)(v >> (8 * i)));
+}
+
+/*
+ * String PIO with random counts and buffer offsets: INS of up to 64
+ * elements, one in 32 of up to 3000 bytes (chunks of up to 1024 bytes that
+ * cross pages: each an exit of its own; the emulator in KVM handles every
+ * element, which is slow under TCG), REP OUTSB of up to 8 bytes, an exit
+ * per element (user space gets each).
+ */
+static uint64_t string_pio(uint64_t h, uint64_t s)
+{
+	uint64_t off = (s >> 32) % 4096, n = (s >> 16) % 32 ? 64 : 1500;
+
+	switch ((s >> 8) % 3) {
+	case 0:
+		n = 1 + (s >> 20) % (2 * n);
+		rep_insb(RANDOM_PORT, gp.sbuf + off, n);
+		break;
+	case 1:
+		n = 2 * (1 + (s >> 20) % n);
+		rep_insw(RANDOM_PORT, gp.sbuf + off, n / 2);
+		break;
+	default:
+		n = 1 + (s >> 20) % 8;
+		rep_outsb(OUTPUT_PORT, gp.sbuf + off, n);
+		for (uint64_t i = 0; i < n; i++)
+			gout_byte(gp.sbuf[off + i]);
+		return mix(h, n);
 	}
+	for (uint64_t i = 0; i < n; i++)
+		h = mix(h, gp.sbuf[off + i]);
+	return h;
 }
 
 /*
@@ -84,6 +125,29 @@ static uint64_t fold_async(uint64_t h)
 	for (int i = 0; i < DMA_AREA / 8; i++)
 		h = mix(h, w[i]);
 	return mix(h, guest_irq.hash ^ guest_irq.count);
+}
+
+/*
+ * An MMIO read of 1, 2, 4 or 8 bytes anywhere in the region, an MMIO write
+ * of the state (an output: replay checks its data), or string PIO (slow
+ * under TCG, where KVM emulates each element: one in 4 of these turns,
+ * unless P_STRINGS).
+ */
+static uint64_t emul_op(uint64_t h, uint64_t s)
+{
+	uint64_t gpa = VM_MMIO_BASE + ((s >> 12) % (VM_MMIO_SIZE / 8)) * 8;
+	unsigned int size = 1U << ((s >> 8) % 4);
+
+	switch ((s >> 52) % 3) {
+	case 0:
+		return mix(h, mmio_read_n(gpa, size));
+	case 1:
+		mmio_write_n(gpa, size, h);
+		return h;
+	}
+	if (gp.strings || (s >> 40) % 4 == 0)
+		return string_pio(h, s);
+	return mix(h, mmio_read_n(gpa, size));
 }
 
 static void guest_mix(void *arg)
@@ -136,6 +200,11 @@ static void guest_mix(void *arg)
 			}
 			break;
 		}
+		/* One turn in 8 (P_STRINGS: every turn) an emulated access too. */
+		if ((s >> 48) % (gp.strings ? 1 : 8) == 0) {
+			h = fold_async(h);
+			h = emul_op(h, s);
+		}
 		h = fold_async(h);
 		gout((uint32_t)h);
 		h = fold_async(h);
@@ -160,6 +229,7 @@ static void set_prog(struct kvm_vm *vm, uint64_t gseed, uint64_t nops, unsigned 
 	VM_SET_GLOBAL(vm, gp.nops, nops);
 	VM_SET_GLOBAL(vm, gp.mmio_first, fl & P_MMIO ? 1 : 0);
 	VM_SET_GLOBAL(vm, gp.async, fl & P_ASYNC ? 1 : 0);
+	VM_SET_GLOBAL(vm, gp.strings, fl & P_STRINGS ? 1 : 0);
 	VM_SET_GLOBAL(vm, gp.spin_max, 1 + gseed % 50000);
 }
 
@@ -167,7 +237,7 @@ static void set_prog(struct kvm_vm *vm, uint64_t gseed, uint64_t nops, unsigned 
 static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsigned int mmio,
 		   struct recs *rs, struct run_result *res)
 {
-	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct vm_opts o = { .mem_size = MEM_SIZE, .log_io = true };
 	struct ft_ring ring;
 	struct ucall uc;
 	int fd, r;
@@ -238,7 +308,7 @@ static void replay(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsig
 		   const struct stream *s, struct run_result *res, struct rp *w,
 		   struct kvm_ft_divergence *div)
 {
-	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct vm_opts o = { .mem_size = MEM_SIZE, .log_io = true };
 	struct golive g = { .w = w };
 	pthread_t t;
 	struct ucall uc;
@@ -292,9 +362,25 @@ static void replay_done(struct run_result *res, struct rp *w)
 	vm_free(res->vm);
 }
 
+/* The accesses of @kind the VMM of @vm served, in order, into @out (may be NULL). */
+static size_t io_events(const struct kvm_vm *vm, uint32_t kind, struct io_event *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < vm->io_count; i++)
+		if (vm->io_log[i].kind == kind) {
+			if (out)
+				out[n] = vm->io_log[i];
+			n++;
+		}
+	return n;
+}
+
 /*
  * B ended at A's DONE ucall in A's exact state; its VMM saw exactly A's
- * outputs if attached with KVM_FT_ATTACH_F_REPLAY_OUTPUTS, else none.
+ * outputs (PIO and MMIO writes) if attached with
+ * KVM_FT_ATTACH_F_REPLAY_OUTPUTS, else none, and never an input: no PIO IN
+ * (string or not), no MMIO read.
  */
 static void assert_same(struct __test_metadata *_metadata, const struct run_result *a,
 			const struct run_result *b, const struct rp *w,
@@ -302,6 +388,16 @@ static void assert_same(struct __test_metadata *_metadata, const struct run_resu
 {
 	struct kvm_ft_stats st;
 
+	if (div->error)
+		printf("# B stopped: error %u reason %u seq %llu landmark %llu; record type %u rip %#llx addr %#llx size %u value %#llx; exit type %u rip %#llx addr %#llx size %u value %#llx\n",
+		       div->error, div->reason, (unsigned long long)div->seq,
+		       (unsigned long long)div->landmark, div->expected.type,
+		       (unsigned long long)div->expected.rip, (unsigned long long)div->expected.addr,
+		       div->expected.size, (unsigned long long)div->expected.value,
+		       div->actual.type, (unsigned long long)div->actual.rip,
+		       (unsigned long long)div->actual.addr, div->actual.size,
+		       (unsigned long long)div->actual.value);
+	fflush(stdout);
 	ASSERT_EQ(0, div->error);
 	ASSERT_EQ(0, w->st->error);
 	ASSERT_EQ(UCALL_DONE, b->r);
@@ -311,13 +407,27 @@ static void assert_same(struct __test_metadata *_metadata, const struct run_resu
 	ASSERT_EQ(a->vm->output_len, VM_GET_GLOBAL(b->vm, gp.outlen));
 	ASSERT_EQ(0, memcmp(a->vm->output, vm_gpa2hva(b->vm, (uint64_t)(uintptr_t)gp.out, 1),
 			    a->vm->output_len < OUT_MAX ? a->vm->output_len : OUT_MAX));
+	ASSERT_EQ(0, io_events(b->vm, IO_PIO_IN, NULL));
+	ASSERT_EQ(0, io_events(b->vm, IO_MMIO_READ, NULL));
 	if (w->info.flags & KVM_FT_INFO_F_REPLAY_OUTPUTS) {
+		size_t n = io_events(a->vm, IO_MMIO_WRITE, NULL);
+		struct io_event *ea = calloc(n + 1, sizeof(*ea)), *eb = calloc(n + 1, sizeof(*eb));
+
 		/* ...and B's VMM got each OUT after the kernel checked it... */
 		ASSERT_EQ(a->vm->output_len, b->vm->output_len);
 		ASSERT_EQ(0, memcmp(a->vm->output, b->vm->output, a->vm->output_len));
+		/* ...and each MMIO write. */
+		ASSERT_TRUE(ea && eb);
+		ASSERT_EQ(n, io_events(b->vm, IO_MMIO_WRITE, NULL));
+		io_events(a->vm, IO_MMIO_WRITE, ea);
+		io_events(b->vm, IO_MMIO_WRITE, eb);
+		ASSERT_EQ(0, memcmp(ea, eb, n * sizeof(*ea)));
+		free(ea);
+		free(eb);
 	} else {
 		/* ...or none: the kernel checked each OUT instead. */
 		ASSERT_EQ(0, b->vm->output_len);
+		ASSERT_EQ(0, io_events(b->vm, IO_MMIO_WRITE, NULL));
 	}
 	ft_stats(w->fd, &st);
 	ASSERT_EQ(nrec, st.records);
@@ -354,7 +464,7 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 	const char *env = getenv("KVM_FT_SEED"), *n = getenv("KVM_FT_SEEDS");
 	int nseeds = env && *env ? 1 : n && *n ? atoi(n) : NSEEDS;
 	uint64_t base = kt_seed("replay.identical_state_random_seeds");
-	uint64_t total = 0, nintr = 0, ndma = 0;
+	uint64_t total = 0, nintr = 0, ndma = 0, nmr = 0, nmw = 0, nsin = 0, nsout = 0;
 	double trec = 0, trep = 0;
 
 	for (int i = 0; i < nseeds; i++) {
@@ -373,7 +483,7 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 
 		double t0 = kt_now(), t1;
 
-		nops = 20 + kt_rand(&rng) % 100;
+		nops = 20 + kt_rand(&rng) % 80;	/* the emulated accesses are slow under TCG */
 		record(self->dev, seed, kt_rand(&rng), nops, fl, &rs, &a);
 		t1 = kt_now();
 		trec += t1 - t0;
@@ -385,6 +495,15 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		ASSERT_EQ(VM_GET_GLOBAL(a.vm, guest_irq.count), st.rec_count[KVM_FT_REC_INTR]);
 		nintr += st.rec_count[KVM_FT_REC_INTR];
 		ndma += st.rec_count[KVM_FT_REC_DMA];
+		nmr += st.rec_count[KVM_FT_REC_MMIO_READ];
+		nmw += st.rec_count[KVM_FT_REC_MMIO_WRITE];
+		for (size_t k = 0; k < rs.n; k++) {
+			const struct kvm_ft_rec_pio *p = (const void *)recs_at(&rs, k);
+
+			nsin += p->hdr.type == KVM_FT_REC_PIO_IN && p->count > 1;
+			nsout += p->hdr.type == KVM_FT_REC_PIO_OUT && p->port == OUTPUT_PORT &&
+				 p->size == 1;
+		}
 		total += rs.n;
 		replay_done(&b, &w);
 		vm_free(a.vm);
@@ -393,9 +512,12 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 	}
 	printf("# %d seeds, %llu records replayed, %llu of them INTR, %llu DMA\n", nseeds,
 	       (unsigned long long)total, (unsigned long long)nintr, (unsigned long long)ndma);
+	printf("# %llu MMIO reads, %llu MMIO writes, %llu string IN chunks, %llu OUTSB elements\n",
+	       (unsigned long long)nmr, (unsigned long long)nmw, (unsigned long long)nsin,
+	       (unsigned long long)nsout);
 	printf("# recording took %.1f s, replaying %.1f s\n", trec, trep);
 	if (nseeds >= NSEEDS)
-		ASSERT_TRUE(nintr > 0 && ndma > 0);
+		ASSERT_TRUE(nintr > 0 && ndma > 0 && nmr > 0 && nmw > 0 && nsin > 0 && nsout > 0);
 	fflush(stdout);
 }
 
@@ -512,6 +634,23 @@ static void mutate(struct stream *s, const struct recs *rs, enum mut m, size_t i
 	}
 }
 
+/* Records @i and @j are equal but for seq and landmark. */
+static bool same_but_number(const struct recs *rs, size_t i, size_t j)
+{
+	const struct kvm_ft_rec *a = recs_at(rs, i), *b = recs_at(rs, j);
+
+	return a->len == b->len && a->type == b->type && a->flags == b->flags &&
+	       !memcmp(a + 1, b + 1, a->len - sizeof(*a));
+}
+
+/* An element of a REP OUTSB (an exit of its own, no guest code after it). */
+static bool outsb_element(const struct kvm_ft_rec *r)
+{
+	const struct kvm_ft_rec_pio *p = (const void *)r;
+
+	return r->type == KVM_FT_REC_PIO_OUT && p->port == OUTPUT_PORT && p->size == 1;
+}
+
 /*
  * Proves: every mutation of the replay ring (byte flips anywhere in a
  * record, truncation, reordering, dropping, forged seq/len/landmark/type,
@@ -530,6 +669,10 @@ TEST_F_TIMEOUT(replay, mutations_always_detected, 120)
 	for (int t = 0; t < 8 * M_COUNT + 32; t++) {
 		enum mut m = t < 8 * M_COUNT ? (enum mut)(t % M_COUNT) : M_FLIP;
 		size_t i = kt_rand(&rng) % (rs.n - 2);	/* i + 1 <= n - 2 too */
+
+		/* Swapping two equal records (REP OUTSB of equal bytes) changes nothing. */
+		while ((m == M_SWAP || m == M_SWAP_RENUM) && same_but_number(&rs, i, i + 1))
+			i = kt_rand(&rng) % (rs.n - 2);
 		struct kvm_ft_divergence div;
 		struct run_result b;
 		struct stream s;
@@ -630,6 +773,27 @@ static bool rec_lm_async(const struct kvm_ft_rec *r)
 	return r->flags & KVM_FT_RF_ASYNC;
 }
 
+/* A REP OUTSB element or an INS chunk: the instruction may exit again. */
+static bool string_rec(const struct kvm_ft_rec *r)
+{
+	return outsb_element(r) ||
+	       (r->type == KVM_FT_REC_PIO_IN && ((const struct kvm_ft_rec_pio *)r)->count > 1);
+}
+
+/* A synchronous record within two landmarks of async record @i is a string PIO one. */
+static bool near_string(const struct recs *rs, size_t i)
+{
+	size_t j, seen;
+
+	for (j = i, seen = 0; j-- > 0 && seen < 2;)
+		if (!rec_lm_async(recs_at(rs, j)) && (seen++, string_rec(recs_at(rs, j))))
+			return true;
+	for (j = i + 1, seen = 0; j < rs->n && seen < 2; j++)
+		if (!rec_lm_async(recs_at(rs, j)) && (seen++, string_rec(recs_at(rs, j))))
+			return true;
+	return false;
+}
+
 /*
  * Mutation @m of asynchronous record @i of A's records (the DONE ucall left
  * out); every record is renumbered (seq, landmark) so that only @m differs.
@@ -722,8 +886,13 @@ TEST_F_TIMEOUT(replay, async_mutations_always_detected, 180)
 		for (size_t i = 0; i < rs.n - 1; i++) {
 			const struct kvm_ft_rec *r = recs_at(&rs, i);
 
+			/*
+			 * Between two exits of one string PIO instruction no guest
+			 * code runs that could tell an input moved by one
+			 * landmark: not a target.
+			 */
 			if (rec_async(r) && r->landmark >= 2 && r->landmark + 4 <= last_lm &&
-			    nt[r->type == KVM_FT_REC_DMA] < 4096)
+			    !near_string(&rs, i) && nt[r->type == KVM_FT_REC_DMA] < 4096)
 				targets[r->type == KVM_FT_REC_DMA][nt[r->type == KVM_FT_REC_DMA]++] = i;
 		}
 		if (nt[0] >= 4 && nt[1] >= 4)
@@ -776,6 +945,253 @@ TEST_F_TIMEOUT(replay, async_mutations_always_detected, 180)
 	}
 	for (int m = 0; m < A_COUNT; m++)
 		printf("# %s: %d detected\n", amut_name[m], counts[m]);
+	fflush(stdout);
+	vm_free(a.vm);
+	recs_free(&rs);
+}
+
+/*
+ * A's records (the DONE ucall left out), renumbered (seq, landmark), with
+ * record @i dropped (@drop), or swapped with record @j (@j != 0), or
+ * replaced by the @len bytes at @rec (its header's len as the caller left it).
+ */
+static void edit_stream(struct stream *s, const struct recs *rs, size_t i, size_t j,
+			bool drop, const void *rec, uint32_t len)
+{
+	uint64_t seq = 1, lm = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t k = 0; k + 1 < rs->n; k++) {
+		uint8_t buf[KVM_FT_RING_RESERVE + 64];
+		struct kvm_ft_rec *h = (void *)buf;
+		size_t src = j && k == i ? j : j && k == j ? i : k;
+		uint32_t l;
+
+		if (drop && k == i)
+			continue;
+		if (!j && rec && k == i) {
+			l = len;
+			memcpy(buf, rec, len);
+		} else {
+			l = recs_at(rs, src)->len;
+			memcpy(buf, recs_at(rs, src), l);
+		}
+		h->seq = seq++;
+		h->landmark = h->flags & KVM_FT_RF_ASYNC ? lm : ++lm;
+		stream_add(s, buf, l);
+	}
+}
+
+/* The emulated kinds of record. */
+enum ekind { E_MMIO_READ, E_MMIO_WRITE, E_INS, E_OUTSB, E_KINDS };
+
+static const char *const ekind_name[] = { "MMIO read", "MMIO write", "INS chunk", "OUTSB element" };
+
+static int ekind_of(const struct kvm_ft_rec *r)
+{
+	const struct kvm_ft_rec_pio *p = (const void *)r;
+
+	if (r->type == KVM_FT_REC_MMIO_READ)
+		return E_MMIO_READ;
+	if (r->type == KVM_FT_REC_MMIO_WRITE)
+		return E_MMIO_WRITE;
+	if (r->type == KVM_FT_REC_PIO_IN && p->count > 1)
+		return E_INS;
+	if (outsb_element(r))
+		return E_OUTSB;
+	return -1;
+}
+
+/*
+ * Record a program with at least 3 records of each emulated kind well before
+ * its end; returns its program seed.
+ */
+static uint64_t record_emul(int dev, uint64_t seed,
+			uint64_t *rng, struct recs *rs, struct run_result *a,
+			size_t targets[E_KINDS][64], size_t nt[E_KINDS])
+{
+	for (int tries = 0;; tries++) {
+		uint64_t last;
+
+		record(dev, seed + tries, kt_rand(rng), 60, P_STRINGS, rs, a);
+		last = recs_at(rs, rs->n - 1)->landmark;
+		memset(nt, 0, sizeof(size_t) * E_KINDS);
+		for (size_t i = 0; i + 2 < rs->n; i++) {
+			int k = ekind_of(recs_at(rs, i));
+
+			if (k >= 0 && recs_at(rs, i)->landmark + 4 <= last && nt[k] < 64)
+				targets[k][nt[k]++] = i;
+		}
+		if (nt[E_MMIO_READ] >= 3 && nt[E_MMIO_WRITE] >= 3 && nt[E_INS] >= 3 &&
+		    nt[E_OUTSB] >= 3)
+			return seed + tries;
+		KT_ASSERT(tries < 10, "too few emulated records");
+		vm_free(a->vm);
+		recs_free(rs);
+	}
+}
+
+enum emut { EM_ADDR, EM_SIZE, EM_DATA, EM_DROP, EM_SWAP, EM_COUNT };
+
+static const char *const emut_name[] = { "address", "size", "data", "drop", "swap" };
+
+/*
+ * Proves: each mutation of an MMIO read, MMIO write, string IN chunk or
+ * REP OUTSB element record (its gpa or port, its access size or element
+ * count, its data, dropped, or swapped with the next synchronous record
+ * that differs; every record renumbered) stops B with a DIVERGENCE, of the
+ * precise reason where the checked field says it: a changed input shows in
+ * the guest's next output.
+ */
+TEST_F_TIMEOUT(replay, emul_mutations_always_detected, 180)
+{
+	uint64_t seed = kt_seed("replay.emul_mutations_always_detected"), rng = seed | 1;
+	size_t targets[E_KINDS][64], nt[E_KINDS];
+	int counts[E_KINDS][EM_COUNT] = {};
+	struct run_result a;
+	struct recs rs = {};
+
+	uint64_t gseed = record_emul(self->dev, seed, &rng, &rs, &a, targets, nt);
+
+	for (int t = 0; t < E_KINDS * EM_COUNT; t++) {
+		enum ekind k = (enum ekind)(t % E_KINDS);
+		enum emut m = (enum emut)((t / E_KINDS) % EM_COUNT);
+		size_t i = targets[k][kt_rand(&rng) % nt[k]], j = 0;
+		uint8_t rec[KVM_FT_RING_RESERVE + 64] = {};
+		struct kvm_ft_rec_mmio *mm = (void *)rec;
+		struct kvm_ft_rec_pio *p = (void *)rec;
+		struct kvm_ft_divergence div;
+		uint32_t len = recs_at(&rs, i)->len;
+		uint32_t want = 0;
+		struct run_result b;
+		struct stream s;
+		struct rp w;
+
+		memcpy(rec, recs_at(&rs, i), len);
+		switch (m) {
+		case EM_ADDR:
+			if (k <= E_MMIO_WRITE)
+				mm->gpa ^= 8;
+			else
+				p->port ^= 1;
+			want = KVM_FT_DIV_ADDR;
+			break;
+		case EM_SIZE:
+			if (k <= E_MMIO_WRITE) {
+				uint32_t nl = mm->len == 8 ? 4 : mm->len * 2;
+
+				if (nl < mm->len)
+					memset(mm->data + nl, 0, 8 - nl);
+				mm->len = nl;
+			} else {
+				/* One element more (zero): the guest does one less. */
+				p->count++;
+				len = (uint32_t)((sizeof(*p) + (uint64_t)p->size * p->count + 7) & ~7ULL);
+				p->hdr.len = len;
+			}
+			want = KVM_FT_DIV_SIZE;
+			break;
+		case EM_DATA:
+			if (k <= E_MMIO_WRITE)
+				mm->data[kt_rand(&rng) % mm->len] ^= (uint8_t)(1 + kt_rand(&rng) % 255);
+			else
+				p->data[kt_rand(&rng) % (p->size * p->count)] ^=
+					(uint8_t)(1 + kt_rand(&rng) % 255);
+			/* An output is compared; an input shows in the next output. */
+			want = k == E_MMIO_WRITE || k == E_OUTSB ? KVM_FT_DIV_DATA : 0;
+			break;
+		case EM_DROP:
+			break;
+		case EM_SWAP:
+			for (j = i + 1; rec_lm_async(recs_at(&rs, j)) || same_but_number(&rs, i, j); j++)
+				;
+			break;
+		default:
+			break;
+		}
+		edit_stream(&s, &rs, i, j, m == EM_DROP, rec, len);
+		replay(self->dev, gseed, kt_rand(&rng), 60, P_STRINGS, &s, &b, &w, &div);
+		if (div.error != KVM_FT_ERR_DIVERGENCE || b.r != -EIO)
+			printf("# not detected: %s of %s record %zu (seq %llu), error %u reason %u, run %lld\n",
+			       emut_name[m], ekind_name[k], i,
+			       (unsigned long long)recs_at(&rs, i)->seq, div.error, div.reason,
+			       (long long)b.r);
+		fflush(stdout);
+		ASSERT_EQ(-EIO, b.r);
+		ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, div.error);
+		ASSERT_EQ(div.error, w.st->error);
+		if (want)
+			ASSERT_EQ(want, div.reason);
+		if (want && m != EM_DATA)
+			ASSERT_EQ(recs_at(&rs, i)->seq, div.seq);
+		counts[k][m]++;
+		replay_done(&b, &w);
+		free(s.buf);
+	}
+	for (int k = 0; k < E_KINDS; k++)
+		printf("# %s: %d address, %d size, %d data, %d drop, %d swap detected\n",
+		       ekind_name[k], counts[k][EM_ADDR], counts[k][EM_SIZE], counts[k][EM_DATA],
+		       counts[k][EM_DROP], counts[k][EM_SWAP]);
+	fflush(stdout);
+	vm_free(a.vm);
+	recs_free(&rs);
+}
+
+/*
+ * Proves: hostile MMIO and string PIO records (MMIO len 0, 9 or huge,
+ * reserved field or bytes past len set, record len of another type; PIO
+ * count inconsistent with the record's len, count 0 or 0xffffffff, size
+ * 3) stop B with BAD_RECORD (FORMAT) at that record; never a splat.
+ */
+TEST_F_TIMEOUT(replay, hostile_emul_records, 120)
+{
+	uint64_t seed = kt_seed("replay.hostile_emul_records"), rng = seed | 1;
+	size_t targets[E_KINDS][64], nt[E_KINDS];
+	struct run_result a;
+	struct recs rs = {};
+	int n = 0;
+
+	uint64_t gseed = record_emul(self->dev, seed, &rng, &rs, &a, targets, nt);
+
+	for (int t = 0; t < 11; t++) {
+		bool mmio = t < 6;
+		size_t i = mmio ? targets[t % 2 ? E_MMIO_WRITE : E_MMIO_READ][kt_rand(&rng) % 3] :
+				  targets[E_INS][kt_rand(&rng) % 3];
+		uint8_t rec[KVM_FT_RING_RESERVE + 64] = {};
+		struct kvm_ft_rec_mmio *mm = (void *)rec;
+		struct kvm_ft_rec_pio *p = (void *)rec;
+		uint32_t len = recs_at(&rs, i)->len;
+		struct kvm_ft_divergence div;
+		struct run_result b;
+		struct stream s;
+		struct rp w;
+
+		memcpy(rec, recs_at(&rs, i), len);
+		switch (t) {
+		case 0: mm->len = 0; break;
+		case 1: mm->len = 9; break;
+		case 2: mm->len = 0xfffffff8; break;
+		case 3: mm->reserved = 1; break;
+		case 4: mm->len = 1; mm->data[7] = 0x5a; break;
+		case 5: len += 8; mm->hdr.len = len; break;	/* 56 bytes: not an MMIO record */
+		case 6: p->count *= 2; break;			/* len says count, not 2 * count */
+		case 7: p->count = 0xffffffff; break;
+		case 8: p->count = 0; break;
+		case 9: p->size = 3; break;
+		case 10: p->count += 8; break;			/* len 8 elements too short */
+		}
+		edit_stream(&s, &rs, i, 0, false, rec, len);
+		replay(self->dev, gseed, kt_rand(&rng), 60, P_STRINGS, &s, &b, &w, &div);
+		ASSERT_EQ(-EIO, b.r);
+		ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, div.error) TH_LOG("hostile record %d", t);
+		ASSERT_EQ(KVM_FT_DIV_FORMAT, div.reason);
+		ASSERT_EQ(recs_at(&rs, i)->seq, div.seq);
+		ASSERT_EQ(rs.off[i], div.pos);
+		n++;
+		replay_done(&b, &w);
+		free(s.buf);
+	}
+	printf("# %d hostile records: BAD_RECORD each\n", n);
 	fflush(stdout);
 	vm_free(a.vm);
 	recs_free(&rs);

@@ -65,6 +65,22 @@ static inline uint32_t inl(uint16_t port)
 	return v;
 }
 
+/* String PIO, DF clear: n elements to/from memory at p. */
+static inline void rep_insb(uint16_t port, void *p, uint64_t n)
+{
+	__asm__ volatile("cld; rep insb" : "+D"(p), "+c"(n) : "d"(port) : "memory");
+}
+
+static inline void rep_insw(uint16_t port, void *p, uint64_t n)
+{
+	__asm__ volatile("cld; rep insw" : "+D"(p), "+c"(n) : "d"(port) : "memory");
+}
+
+static inline void rep_outsb(uint16_t port, const void *p, uint64_t n)
+{
+	__asm__ volatile("cld; rep outsb" : "+S"(p), "+c"(n) : "d"(port) : "memory");
+}
+
 static inline uint64_t rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -101,6 +117,27 @@ static inline uint64_t mmio_read64(uint64_t gpa)
 static inline uint32_t mmio_read32(uint64_t gpa)
 {
 	return *(volatile uint32_t *)gpa;
+}
+
+/* An MMIO read or write of 1, 2, 4 or 8 bytes (gpa aligned to it). */
+static inline uint64_t mmio_read_n(uint64_t gpa, unsigned int size)
+{
+	switch (size) {
+	case 1: return *(volatile uint8_t *)gpa;
+	case 2: return *(volatile uint16_t *)gpa;
+	case 4: return *(volatile uint32_t *)gpa;
+	}
+	return *(volatile uint64_t *)gpa;
+}
+
+static inline void mmio_write_n(uint64_t gpa, unsigned int size, uint64_t v)
+{
+	switch (size) {
+	case 1: *(volatile uint8_t *)gpa = (uint8_t)v; break;
+	case 2: *(volatile uint16_t *)gpa = (uint16_t)v; break;
+	case 4: *(volatile uint32_t *)gpa = (uint32_t)v; break;
+	default: *(volatile uint64_t *)gpa = v; break;
+	}
 }
 
 static inline void mmio_write32(uint64_t gpa, uint32_t v)
