@@ -608,10 +608,11 @@ int main(int argc, char **argv)
 		/*
 		 * Paused primary with nothing held: every output of the log (seq
 		 * <= the PAUSED seq) has left, though the last records may be no
-		 * output; ftd waits for EMITTED >= its PAUSED seq.
+		 * output; ftd waits for EMITTED >= its PAUSED seq. Never beyond
+		 * ACKED: ftd takes that for a broken output rule.
 		 */
 		if (pause.phase == PAUSE_PAUSED && v->state == FTVM_PRIMARY && !pause.all_emitted &&
-		    !ftvm_outq_len(v)) {
+		    acked >= pause.at && !ftvm_outq_len(v)) {
 			top = pause.at;
 			pause.all_emitted = true;
 		}
