@@ -35,6 +35,7 @@ uint32_t ft_rec_min_len(unsigned int type)
 	case KVM_FT_REC_DMA:		return sizeof(struct kvm_ft_rec_dma);
 	case KVM_FT_REC_REG_DIGEST:
 	case KVM_FT_REC_MEM_DIGEST:	return sizeof(struct kvm_ft_rec_digest);
+	case KVM_FT_REC_POSITION:	return sizeof(struct kvm_ft_rec_position);
 	default:			return 0;
 	}
 }

@@ -98,6 +98,7 @@ long ft_async_queue(struct ft_vm *ft, const struct kvm_ft_async __user *uarg)
 	it->vector = a.vector;
 	it->gpa = a.gpa;
 	it->len = a.len;
+	it->queued = ktime_get();
 	if (a.type == KVM_FT_ASYNC_DMA &&
 	    copy_from_user(it->data, u64_to_user_ptr(a.data), a.len)) {
 		kfree(it);
@@ -119,6 +120,8 @@ long ft_async_queue(struct ft_vm *ft, const struct kvm_ft_async __user *uarg)
 			WRITE_ONCE(ft->aq_count, ft->aq_count + 1);
 			if (it->type == KVM_FT_ASYNC_DMA)
 				WRITE_ONCE(ft->aq_dma, ft->aq_dma + 1);
+			/* RECORD: bounded wait, even if the guest never exits. */
+			ft_pos_input_queued(ft);
 		}
 		spin_unlock_irqrestore(&ft->aq_lock, irqf);
 	}
@@ -252,6 +255,7 @@ void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu)
 	struct ft_async_item *it;
 
 	ft->entry_lm = lm;
+	ft_pos_entry(ft, vcpu);		/* replay: a POSITION's breakpoint */
 	if (ft->rp_intr_pending) {	/* replay: the log's IRQ for this landmark */
 		ft_replay_intr_entry(ft, vcpu);
 		return;
@@ -278,6 +282,31 @@ void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu)
 	ft_svm_inject_irq(vcpu, it->vector);
 	ft->own_vector = it->vector;
 	kfree(it);
+}
+
+/*
+ * position.c, RECORD, before the next entry: would a landmark logged now
+ * (its record @first_len bytes) apply an input? Every queued DMA is applied
+ * if the log has room for one more; an IRQ first in the queue is injected
+ * if the guest can take it (the caller checked that nothing else is being
+ * injected, so RFLAGS.IF decides, as ft_svm_irq_allowed() at the entry).
+ */
+bool ft_async_would_apply(struct ft_vm *ft, struct kvm_vcpu *vcpu, u32 first_len)
+{
+	struct ft_async_item *first;
+	unsigned long irqf;
+	bool irq;
+
+	if (READ_ONCE(ft->aq_dma))
+		return ft_ring_has_space(&ft->ring, first_len + sizeof(struct kvm_ft_rec_dma) +
+					 KVM_FT_DMA_MAX + KVM_FT_RING_RESERVE);
+	spin_lock_irqsave(&ft->aq_lock, irqf);
+	first = list_first_entry_or_null(&ft->aq, struct ft_async_item, node);
+	irq = first && first->type == KVM_FT_ASYNC_IRQ;
+	spin_unlock_irqrestore(&ft->aq_lock, irqf);
+	return irq && (kvm_get_rflags(vcpu) & X86_EFLAGS_IF) &&
+	       ft_ring_has_space(&ft->ring, first_len + sizeof(struct kvm_ft_rec_intr) +
+				 KVM_FT_RING_RESERVE);
 }
 
 /* kvm_exit probe: was our IRQ delivered (else KVM injects it again)? */

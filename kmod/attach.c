@@ -198,8 +198,9 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	for (i = 0; i < ARRAY_SIZE(a.reserved); i++)
 		if (a.reserved[i])
 			return -EOPNOTSUPP;
-	if (a.reserved0)
-		return -EOPNOTSUPP;
+	if (a.position_us && a.position_us != KVM_FT_POSITION_OFF &&
+	    (a.position_us < KVM_FT_POSITION_US_MIN || a.position_us > KVM_FT_POSITION_US_MAX))
+		return -EINVAL;
 	if ((a.flags & KVM_FT_ATTACH_F_REPLAY_OUTPUTS) && a.mode != KVM_FT_MODE_REPLAY)
 		return -EINVAL;
 	order = a.ring_order ? a.ring_order : KVM_FT_RING_ORDER_DEFAULT;
@@ -267,11 +268,19 @@ long ft_attach(const struct kvm_ft_attach __user *uarg)
 	ft->vm_pid = kvm->userspace_pid;
 	ft_digest_init(ft, a.digest_interval == KVM_FT_DIGEST_OFF ? 0 :
 			   a.digest_interval ?: KVM_FT_DIGEST_INTERVAL_DEFAULT);
+	ft_pos_init(ft, a.mode != KVM_FT_MODE_RECORD || a.position_us == KVM_FT_POSITION_OFF ?
+			0 : a.position_us);
 	/*
 	 * Without the flag FT_S_CPUID_OK stays clear even when the check above
 	 * passed: a KVM_SET_CPUID2 between now and the first KVM_RUN (after
 	 * it KVM refuses changes) is caught by the first-entry check.
 	 */
+	/*
+	 * The start is landmark 0: like any landmark, the vCPU does not enter
+	 * before it knows the next record (a POSITION may be the first).
+	 */
+	if (a.mode == KVM_FT_MODE_REPLAY)
+		set_bit(FT_S_RP_ASYNC, &ft->state);
 	if (a.flags & KVM_FT_ATTACH_F_REPLAY_OUTPUTS)
 		ft->info_flags |= KVM_FT_INFO_F_REPLAY_OUTPUTS;
 	if (a.flags & KVM_FT_ATTACH_F_ALLOW_UNSAFE_CPUID) {
@@ -378,6 +387,7 @@ static int ft_vm_release(struct inode *inode, struct file *file)
 		if (!cleared)
 			tomb_add(ft);
 	}
+	ft_pos_destroy(ft);
 	ft_async_destroy(ft);
 	kfree(ft->rbuf);
 	ft_ring_destroy(&ft->ring);
@@ -415,6 +425,8 @@ static long get_stats(struct ft_vm *ft, struct kvm_ft_stats __user *ustats)
 	ft_ring_stats(&ft->ring, &st);
 	memset(st.reserved, 0, sizeof(st.reserved));
 	st.async_pending = READ_ONCE(ft->aq_count);
+	st.positions = atomic64_read(&ft->pos.positions);
+	st.kicks = atomic64_read(&ft->pos.kicks);
 	return copy_to_user(ustats, &st, sizeof(st)) ? -EFAULT : 0;
 }
 

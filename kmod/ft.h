@@ -11,6 +11,7 @@
 #include <linux/task_work.h>
 #include <linux/kvm_ft.h>
 #include "ring.h"
+#include "position.h"
 
 struct kvm;
 struct kvm_vcpu;
@@ -27,6 +28,8 @@ enum {
 	FT_S_RP_ASYNC,		/* replay: a landmark's async records to process */
 	FT_S_MEM_DIGEST_REQ,	/* record: a memory digest is requested */
 	FT_S_DIGEST_QUEUED,	/* record: dg.work is queued on the vCPU thread */
+	FT_S_POS_REQ,		/* record: an input waited too long, log a position */
+	FT_S_POS_QUEUED,	/* record: pos.work is queued on the vCPU thread */
 };
 
 /* Digests of one attachment (digest.c). */
@@ -50,6 +53,7 @@ struct ft_async_item {
 	u32 vector;
 	u64 gpa;
 	u32 len;
+	ktime_t queued;			/* when the ioctl queued it */
 	u8 data[];
 };
 
@@ -100,6 +104,7 @@ struct ft_vm {
 	u64 em_in_pos;			/* its ring position */
 	u32 em_out_left;		/* checked OUTS elements whose bus writes are dropped */
 	struct ft_digest dg;
+	struct ft_pos pos;
 	struct ft_ring ring;
 };
 
@@ -215,6 +220,10 @@ void ft_async_kick(struct ft_vm *ft);
 void ft_async_entry(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 void ft_async_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 bool ft_async_own_irq(struct ft_vm *ft, u32 vector);
+bool ft_async_would_apply(struct ft_vm *ft, struct kvm_vcpu *vcpu, u32 first_len);
+
+/* position.c: the exit hook's #DB of a replaying vCPU (armed: ours) */
+enum ft_replay_act ft_pos_db(struct ft_vm *ft, struct kvm_vcpu *vcpu);
 
 /* digest.c */
 void ft_digest_init(struct ft_vm *ft, u32 interval);
@@ -243,6 +252,13 @@ bool ft_svm_irq_allowed(struct kvm_vcpu *vcpu);
 void ft_svm_inject_irq(struct kvm_vcpu *vcpu, u32 vector);
 void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 			bool force_immediate_exit);
+u64 ft_svm_linear_rip(struct kvm_vcpu *vcpu);
+bool ft_svm_pos_clean(struct kvm_vcpu *vcpu);
+bool ft_svm_guest_debugs(struct kvm_vcpu *vcpu);
+void ft_svm_pos_state(struct kvm_vcpu *vcpu, struct kvm_ft_rec_position *p);
+void ft_svm_pos_arm(struct kvm_vcpu *vcpu, u64 rip, bool step_over);
+void ft_svm_pos_disarm(struct kvm_vcpu *vcpu);
+bool ft_svm_db_ours(struct kvm_vcpu *vcpu);
 
 /* hooks.c */
 int ft_hooks_init(void);

@@ -261,6 +261,7 @@ void ft_probe_kvm_exit(void *data, struct kvm_vcpu *vcpu, u32 isa)
 	if (ft->intr_pending)
 		intr_check_delivered(ft, vcpu);
 	ft_digest_exit(ft, vcpu);
+	ft_pos_exit(ft, vcpu);
 	if (!is_guest_mode(vcpu) && ft_svm_exit_code(vcpu) == SVM_EXIT_HLT) {
 		struct kvm_ft_rec_hlt rec = {
 			.hdr.type = KVM_FT_REC_HLT,

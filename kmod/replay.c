@@ -197,6 +197,8 @@ static u32 fixed_len(u16 type)
 	case KVM_FT_REC_REG_DIGEST:
 	case KVM_FT_REC_MEM_DIGEST:
 		return sizeof(struct kvm_ft_rec_digest);
+	case KVM_FT_REC_POSITION:
+		return sizeof(struct kvm_ft_rec_position);
 	}
 	return 0;
 }
@@ -362,6 +364,11 @@ struct kvm_ft_rec *ft_replay_take(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	struct ft_take_err err;
 	int len;
 
+	/* A POSITION is the next landmark: the guest exited before it. */
+	if (ft->pos.armed) {
+		diverge(ft, KVM_FT_DIV_TYPE, ft->pos.rec_pos, &ft->pos.rec.hdr, act);
+		return ERR_PTR(-EIO);
+	}
 	*pos = READ_ONCE(ft->ring.tail);
 	len = ft_digest_take(ft, vcpu, &err);
 	if (len == -EAGAIN)
@@ -522,34 +529,100 @@ static enum ft_replay_act replay_one(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 	return diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
 }
 
-/*
- * A synchronous record was replayed: this is a landmark. Its asynchronous
- * records follow it in the ring; the vCPU does not enter before it knows
- * whether there are any (the backup lags by one record).
- */
-void ft_replay_landmark(struct ft_vm *ft)
-{
-	u16 next;
-
-	if (!ft_ring_error(&ft->ring) &&
-	    (!ft_ring_peek(&ft->ring, &next) || ft_rec_async(next))) {
-		set_bit(FT_S_RP_ASYNC, &ft->state);
-		ft_async_kick(ft);
-	}
-}
-
 enum ft_replay_act ft_replay_exit(struct ft_vm *ft, struct kvm_vcpu *vcpu,
 				  u64 exit_code)
 {
 	u64 lm = READ_ONCE(ft->ring.landmark);
 	enum ft_replay_act act = replay_one(ft, vcpu, exit_code);
 
+	/* Record lm + 1 replayed: this is a landmark. */
 	if (act != FT_RP_ABANDON && READ_ONCE(ft->ring.landmark) != lm)
 		ft_replay_landmark(ft);
 	return act;
 }
 
+/* The next record is a POSITION (peeked): take it; the vCPU runs to it. */
+static void take_position(struct ft_vm *ft)
+{
+	struct kvm_ft_rec *h = ft->rbuf;
+	struct ft_take_err err;
+	int len = ft_digest_take(ft, ft->vcpu, &err);
+	u64 pos;
+
+	if (len == -EBADMSG) {
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, err.reason, err.pos,
+			       NULL, NULL, NULL);
+		return;
+	}
+	if (len < 0)		/* reported already, or the ring is in error */
+		return;
+	pos = READ_ONCE(ft->ring.tail) - len;
+	if (!rec_valid(h)) {
+		struct kvm_ft_div_event exp = { .type = h->type };
+
+		ft_replay_fail(ft, KVM_FT_ERR_BAD_RECORD, KVM_FT_DIV_FORMAT, pos,
+			       h, &exp, NULL);
+		return;
+	}
+	if (h->type != KVM_FT_REC_POSITION) {	/* rewritten since the peek */
+		struct kvm_ft_div_event act = { .type = KVM_FT_REC_POSITION };
+
+		diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
+		return;
+	}
+	ft_pos_arm(ft, (const void *)h, pos);
+}
+
+/*
+ * The landmark's asynchronous records are done (or there were none) and
+ * the next record, not asynchronous, is of @type: a position reached must
+ * have had an input; a POSITION next is armed.
+ */
+static void after_async(struct ft_vm *ft, u16 type)
+{
+	if (ft->pos.need_input) {
+		struct kvm_ft_div_event act = { .type = type };
+
+		ft->pos.need_input = false;
+		diverge(ft, KVM_FT_DIV_TYPE, ft->pos.rec_pos, &ft->pos.rec.hdr, &act);
+		return;
+	}
+	if (type == KVM_FT_REC_POSITION)
+		take_position(ft);
+}
+
+/*
+ * A landmark was reached: a synchronous record replayed (here or in
+ * iobus.c), or a position found (position.c). Its asynchronous records follow it in the ring; the
+ * vCPU does not enter before it knows whether there are any (the backup
+ * lags by one record). A POSITION right after it is armed at once.
+ */
+void ft_replay_landmark(struct ft_vm *ft)
+{
+	u16 next;
+
+	if (ft_ring_error(&ft->ring))
+		return;
+	if (!ft_ring_peek(&ft->ring, &next) || ft_rec_async(next)) {
+		set_bit(FT_S_RP_ASYNC, &ft->state);
+		ft_async_kick(ft);
+		return;
+	}
+	after_async(ft, next);
+}
+
 /* ---- asynchronous records ---- */
+
+/* The primary applies no input before its first landmark. */
+static bool before_first_landmark(struct ft_vm *ft, const struct kvm_ft_rec *h, u64 pos)
+{
+	struct kvm_ft_div_event act = {};
+
+	if (h->landmark)
+		return false;
+	diverge(ft, KVM_FT_DIV_TYPE, pos, h, &act);
+	return true;
+}
 
 /*
  * async_work on the vCPU thread (sleepable, vCPU loaded) after landmark L:
@@ -560,6 +633,7 @@ void ft_replay_async(struct ft_vm *ft)
 {
 	struct kvm_ft_rec *h = ft->rbuf;
 	struct ft_take_err err;
+	bool intr = false;
 	int len, idx, r;
 	u16 type;
 	u64 pos;
@@ -576,7 +650,11 @@ void ft_replay_async(struct ft_vm *ft)
 				return;
 			break;	/* replay ended */
 		}
-		if (!ft_rec_async(type))
+		if (!ft_rec_async(type)) {
+			after_async(ft, type);
+			break;
+		}
+		if (intr)	/* the INTR is the landmark's last input */
 			break;
 		pos = READ_ONCE(ft->ring.tail);
 		len = ft_ring_take(&ft->ring, h, &err);
@@ -603,6 +681,8 @@ void ft_replay_async(struct ft_vm *ft)
 		if (h->type == KVM_FT_REC_DMA) {
 			const struct kvm_ft_rec_dma *d = (const void *)h;
 
+			if (before_first_landmark(ft, h, pos))
+				break;
 			idx = srcu_read_lock(&ft->kvm->srcu);
 			r = kvm_write_guest(ft->kvm, d->gpa, d->data, d->len);
 			srcu_read_unlock(&ft->kvm->srcu, idx);
@@ -614,6 +694,7 @@ void ft_replay_async(struct ft_vm *ft)
 					       pos, h, &exp, NULL);
 				break;
 			}
+			ft->pos.need_input = false;
 			continue;
 		}
 		if (!(((const struct kvm_ft_rec_intr *)h)->flags & KVM_FT_INTR_F_LANDMARK)) {
@@ -624,11 +705,18 @@ void ft_replay_async(struct ft_vm *ft)
 				       pos, h, &exp, NULL);
 			break;
 		}
-		/* At most one INTR per landmark: it is delivered at this entry. */
+		if (before_first_landmark(ft, h, pos))
+			break;
+		/*
+		 * At most one INTR per landmark: it is delivered at this entry.
+		 * What follows it must be known before the entry too: a
+		 * POSITION is armed for it.
+		 */
+		ft->pos.need_input = false;
 		memcpy(&ft->rp_intr, h, sizeof(ft->rp_intr));
 		ft->rp_intr_pos = pos;
 		ft->rp_intr_pending = true;
-		break;
+		intr = true;
 	}
 	clear_bit(FT_S_RP_ASYNC, &ft->state);
 }

@@ -16,6 +16,7 @@
 #include <linux/ftrace.h>
 #include <linux/kvm_host.h>
 #include <linux/module.h>
+#include <asm/debugreg.h>
 #include <asm/svm.h>
 #include "svm/svm.h"		/* arch/x86/kvm: struct vcpu_svm of the target kernel */
 #include "kvm_cache_regs.h"
@@ -30,6 +31,7 @@ static_assert(__same_type(((struct vcpu_svm *)0)->vmcb01.ptr, struct vmcb *));
 static_assert(__same_type(((struct vcpu_svm *)0)->vmcb01.pa, unsigned long));
 static_assert(VMCB_INTERCEPTS == 0);
 static_assert(SVM_EXIT_RDTSC == 0x6e && SVM_EXIT_HLT == 0x78);
+static_assert(SVM_EXIT_EXCP_BASE + DB_VECTOR == 0x41);
 
 static DEFINE_MUTEX(arm_lock);
 static struct module *vendor_mod;	/* kvm_amd, pinned while the hook is armed */
@@ -153,6 +155,7 @@ bool ft_svm_clear_intercept_locked(struct kvm_vcpu *vcpu)
 	if (is_guest_mode(vcpu))
 		return false;
 	set_rdtsc_intercept(vcpu, false);
+	ft_svm_pos_disarm(vcpu);
 	return true;
 }
 
@@ -170,8 +173,10 @@ void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 	if (is_guest_mode(vcpu))
 		return;
 	if (!ft) {
-		if (unlikely(ft_tombs_pending()) && ft_tomb_take(vcpu))
+		if (unlikely(ft_tombs_pending()) && ft_tomb_take(vcpu)) {
 			set_rdtsc_intercept(vcpu, false);
+			ft_svm_pos_disarm(vcpu);
+		}
 		return;
 	}
 	if (vcpu != ft->vcpu)		/* its first exit stops the VM */
@@ -195,6 +200,129 @@ void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 	}
 	ft_iobus_entry(ft);
 	ft_async_entry(ft, vcpu);
+}
+
+/* ---- POSITION breakpoints (position.c) ---- */
+
+/* DR7 of an armed vCPU: breakpoint 0, local, on execution (RW0 = LEN0 = 0). */
+#define FT_POS_DR7	(DR7_FIXED_1 | DR_LOCAL_ENABLE)
+
+/*
+ * QEMU's TCG before 9.1 loads the VMCB's DR7 at VMRUN without re-inserting
+ * its breakpoints, so an L2 instruction breakpoint fires only if L1's own
+ * DR7 enabled it when DR0 or DR7 was written. So on top of the VMCB's DR7
+ * (all real hardware needs), the kvm_entry probe also enables it in this
+ * CPU's DR7, and an ftrace callback on kvm_load_host_xsave_state(), which
+ * svm_vcpu_run() calls right after VMRUN with interrupts still off, turns
+ * it off again before any other host code can run into it (a guest RIP
+ * may well be a host user address).
+ */
+static DEFINE_PER_CPU(bool, host_dr7_on);
+static unsigned long host_xsave_ip;
+
+static void notrace host_dr7_off(unsigned long ip, unsigned long parent_ip,
+				 struct ftrace_ops *op, struct ftrace_regs *fregs)
+{
+	if (this_cpu_read(host_dr7_on)) {
+		set_debugreg(0, 7);
+		this_cpu_write(host_dr7_on, false);
+	}
+}
+
+static struct ftrace_ops dr7_ops = {
+	.func = host_dr7_off,
+	.flags = FTRACE_OPS_FL_RECURSION,
+};
+
+u64 ft_svm_linear_rip(struct kvm_vcpu *vcpu)
+{
+	return to_svm(vcpu)->vmcb01.ptr->save.cs.base + kvm_rip_read(vcpu);
+}
+
+/* The guest (or the VMM through KVM) uses debug registers or single-steps. */
+bool ft_svm_guest_debugs(struct kvm_vcpu *vcpu)
+{
+	return vcpu->guest_debug || (vcpu->arch.dr7 & DR7_BP_EN_MASK) ||
+	       (vcpu->arch.switch_db_regs & KVM_DEBUGREG_WONT_EXIT) ||
+	       to_svm(vcpu)->nmi_singlestep;
+}
+
+/*
+ * After an exit, before the next entry: the guest is between two
+ * instructions and KVM injects nothing at the next entry, so the state is
+ * one the backup's breakpoint can stop at: no event being delivered or
+ * queued, no interrupt shadow, no single-step, no debug registers in use.
+ */
+bool ft_svm_pos_clean(struct kvm_vcpu *vcpu)
+{
+	struct vcpu_svm *svm = to_svm(vcpu);
+	struct vmcb *vmcb = svm->vmcb01.ptr;
+
+	return !is_guest_mode(vcpu) && gif(svm) &&
+	       !(vmcb->control.exit_int_info & SVM_EXITINTINFO_VALID) &&
+	       !(vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK) &&
+	       !(vmcb->save.rflags & X86_EFLAGS_TF) &&
+	       !vcpu->arch.interrupt.injected && !vcpu->arch.nmi_injected &&
+	       !vcpu->arch.exception.injected && !vcpu->arch.exception.pending &&
+	       !ft_svm_guest_debugs(vcpu);
+}
+
+/* The state a POSITION names: the same on both sides at the same point. */
+void ft_svm_pos_state(struct kvm_vcpu *vcpu, struct kvm_ft_rec_position *p)
+{
+	struct vcpu_svm *svm = to_svm(vcpu);
+	struct vmcb *vmcb = svm->vmcb01.ptr;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(p->gpr); i++)
+		p->gpr[i] = kvm_register_read_raw(vcpu, i);
+	p->rip = kvm_rip_read(vcpu);
+	p->rflags = vmcb->save.rflags & ~X86_EFLAGS_RF;
+	p->cr3 = svm_is_intercept(svm, INTERCEPT_CR3_READ) ? kvm_read_cr3(vcpu) :
+							     vmcb->save.cr3;
+}
+
+/*
+ * kvm_entry probe (interrupts off, right before VMRUN): an instruction
+ * breakpoint at @rip for this entry. #DB is always intercepted on SVM
+ * (init_vmcb()), so a hit exits to ft_pos_db() before the guest sees it.
+ * With @step_over, RFLAGS.RF makes the first instruction run without
+ * trapping (the CPU clears RF when it completes; PUSHF does not store it).
+ */
+void ft_svm_pos_arm(struct kvm_vcpu *vcpu, u64 rip, bool step_over)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb01.ptr;
+
+	set_debugreg(vmcb->save.cs.base + rip, 0);
+	if (vmcb->save.dr7 != FT_POS_DR7) {
+		vmcb->save.dr7 = FT_POS_DR7;
+		vmcb_mark_dirty(vmcb, VMCB_DR);
+	}
+	if (step_over)
+		vmcb->save.rflags |= X86_EFLAGS_RF;
+	if (READ_ONCE(host_xsave_ip)) {
+		set_debugreg(FT_POS_DR7, 7);
+		this_cpu_write(host_dr7_on, true);
+	}
+}
+
+/* Give the guest its own DR7 back (KVM's copy; ours was only ever ours). */
+void ft_svm_pos_disarm(struct kvm_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb01.ptr;
+
+	if (vmcb->save.dr7 == FT_POS_DR7) {
+		vmcb->save.dr7 = vcpu->arch.dr7;
+		vmcb_mark_dirty(vmcb, VMCB_DR);
+	}
+}
+
+/* The #DB is our breakpoint 0, not a single-step (DR6 of the exit). */
+bool ft_svm_db_ours(struct kvm_vcpu *vcpu)
+{
+	u64 dr6 = to_svm(vcpu)->vmcb01.ptr->save.dr6;
+
+	return (dr6 & DR_TRAP0) && !(dr6 & DR_STEP);
 }
 
 static void emulate_rdtsc(struct kvm_vcpu *vcpu)
@@ -245,6 +373,7 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 	case SVM_EXIT_MSR:
 	case SVM_EXIT_HLT:
 	case SVM_EXIT_NPF:
+	case SVM_EXIT_EXCP_BASE + DB_VECTOR:
 		break;
 	default:
 		return;
@@ -253,7 +382,10 @@ static void notrace rdtsc_hook(unsigned long ip, unsigned long parent_ip,
 	/* ftrace already runs us preempt-disabled; make it explicit (RCU). */
 	preempt_disable_notrace();
 	if (!is_guest_mode(vcpu) && abandon_ip && (ft = ft_replay_target(vcpu))) {
-		act = ft_replay_exit(ft, vcpu, regs->si);
+		if (regs->si == SVM_EXIT_EXCP_BASE + DB_VECTOR)
+			act = ft_pos_db(ft, vcpu);	/* a POSITION's breakpoint? */
+		else
+			act = ft_replay_exit(ft, vcpu, regs->si);
 		/*
 		 * As io_interception(): the CPU gives the next RIP of an IOIO
 		 * exit, so the skip needs no instruction decode (svm->next_rip
@@ -327,6 +459,16 @@ int ft_svm_arm(void)
 	}
 	exit_handler_ip = ip;
 	vendor_mod = owner;
+	/* After VMRUN, interrupts off: see host_dr7_off(). Not fatal. */
+	ip = ft_lookup_symbol("kvm_load_host_xsave_state");
+	if (ip && !ftrace_set_filter_ip(&dr7_ops, ip, 0, 0)) {
+		if (!register_ftrace_function(&dr7_ops))
+			WRITE_ONCE(host_xsave_ip, ip);
+		else
+			ftrace_set_filter_ip(&dr7_ops, ip, 1, 0);
+	}
+	if (!host_xsave_ip)
+		pr_info("kvm_load_host_xsave_state not hooked: POSITION breakpoints need a CPU that loads DR7 at VMRUN\n");
 	/* Only the function of that name in kvm_amd's own text will do. */
 	ip = ft_lookup_symbol("nmi_interception");
 	if (ip && within_module_core(ip, owner))
@@ -355,6 +497,11 @@ void ft_svm_uninit(void)
 	/* Waits (RCU tasks) until no CPU can be inside rdtsc_hook. */
 	unregister_ftrace_function(&rdtsc_ops);
 	ftrace_set_filter_ip(&rdtsc_ops, exit_handler_ip, 1, 0);
+	if (host_xsave_ip) {
+		unregister_ftrace_function(&dr7_ops);
+		ftrace_set_filter_ip(&dr7_ops, host_xsave_ip, 1, 0);
+		host_xsave_ip = 0;
+	}
 	module_put(vendor_mod);
 	vendor_mod = NULL;
 	abandon_ip = 0;

@@ -593,13 +593,13 @@ TEST_F_TIMEOUT(digest, mutations_always_detected, 120)
 	rec_run_free(&a);
 }
 
-/* Proves: the digest ioctls: interval reported, request only in RECORD, reserved0 checked. */
+/* Proves: the digest ioctls: interval reported, request only in RECORD, reserved checked. */
 TEST_F(digest, ioctls)
 {
 	struct vm_opts o = { .mem_size = MEM_SIZE };
 	struct kvm_vm *vm = vm_create(&o, guest_dig, NULL);
 	struct kvm_ft_attach at = { .vm_fd = vm->vm_fd, .mode = KVM_FT_MODE_RECORD,
-				    .reserved0 = 1 };
+				    .reserved = { 1 } };
 	struct kvm_ft_digest d;
 	int fd;
 

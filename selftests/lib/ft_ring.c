@@ -23,9 +23,15 @@ int ft_attach(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t rin
 int ft_attach_digest(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags,
 		     uint32_t ring_order, uint32_t digest_interval)
 {
+	return ft_attach_pos(dev_fd, vm_fd, mode, flags, ring_order, digest_interval, 0);
+}
+
+int ft_attach_pos(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t ring_order,
+		  uint32_t digest_interval, uint32_t position_us)
+{
 	struct kvm_ft_attach a = {
 		.vm_fd = vm_fd, .mode = mode, .flags = flags, .ring_order = ring_order,
-		.digest_interval = digest_interval,
+		.digest_interval = digest_interval, .position_us = position_us,
 	};
 	int fd = ioctl(dev_fd, KVM_FT_ATTACH, &a);
 
@@ -125,6 +131,8 @@ const char *ft_rec_type_name(unsigned int type)
 		[KVM_FT_REC_CPUID] = "CPUID", [KVM_FT_REC_RDMSR] = "RDMSR",
 		[KVM_FT_REC_HLT] = "HLT", [KVM_FT_REC_INTR] = "INTR",
 		[KVM_FT_REC_RDRAND] = "RDRAND", [KVM_FT_REC_DMA] = "DMA",
+		[KVM_FT_REC_REG_DIGEST] = "REG_DIGEST", [KVM_FT_REC_MEM_DIGEST] = "MEM_DIGEST",
+		[KVM_FT_REC_POSITION] = "POSITION",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "?";

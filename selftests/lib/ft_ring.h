@@ -33,6 +33,9 @@ int ft_attach(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t rin
 /* The same with a digest interval (0: the module's default). */
 int ft_attach_digest(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags,
 		     uint32_t ring_order, uint32_t digest_interval);
+/* ... and the POSITION bound (0 = default, KVM_FT_POSITION_OFF). */
+int ft_attach_pos(int dev_fd, int vm_fd, uint32_t mode, uint32_t flags, uint32_t ring_order,
+		  uint32_t digest_interval, uint32_t position_us);
 
 /* GET_INFO and map both parts; 0 or -errno. */
 int ft_ring_map(struct ft_ring *r, int ft_fd);

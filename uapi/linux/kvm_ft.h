@@ -198,12 +198,15 @@
  *
  *   Every record starts with struct kvm_ft_rec. seq numbers all records but
  *   pads, gaplessly, from 1. A *synchronous* record comes from an exit the
- *   guest's own instruction caused (PIO, MMIO, RDTSC, CPUID, RDMSR, HLT);
- *   landmark is the 1-based ordinal of the synchronous record among all
- *   synchronous records of the attachment, so the n-th synchronous record
- *   has landmark n on any host that executes the same instruction stream.
+ *   guest's own instruction caused (PIO, MMIO, RDTSC, CPUID, RDMSR, HLT).
+ *   Synchronous records and POSITION records are *landmark* records:
+ *   landmark is the 1-based ordinal of the record among all landmark
+ *   records of the attachment, so the n-th one has landmark n on any host
+ *   that executes the same instruction stream with the same log.
  *   An *asynchronous* record (INTR, DMA, REG_DIGEST, MEM_DIGEST) carries
- *   the landmark of the last synchronous record before it (0 if none).
+ *   the landmark of the last landmark record before it (0 if none).
+ *   ("Synchronous record" below, where landmarks are concerned, includes
+ *   POSITION.)
  *
  * ASYNCHRONOUS INPUTS
  *
@@ -224,8 +227,44 @@
  *   records first, then at most one INTR record with
  *   KVM_FT_INTR_F_LANDMARK, the RIP of the delivery and the vector.
  *   The delay until delivery is bounded by the time to the guest's next
- *   synchronous exit with IF set: an exit-free guest is not interrupted
- *   (no instruction counter on the test bed; see kmod/README).
+ *   synchronous exit with IF set, and with POSITIONS on by position_us.
+ *
+ * POSITIONS
+ *
+ *   KVM_FT_ATTACH's position_us (RECORD; 0 or KVM_FT_POSITION_OFF = off,
+ *   else KVM_FT_POSITION_US_MIN..KVM_FT_POSITION_US_MAX, EINVAL otherwise)
+ *   bounds the wait of a guest that does not exit. When the oldest queued
+ *   input has waited position_us, the vCPU is kicked out of the guest
+ *   (again every position_us while one waits, counted in
+ *   kvm_ft_stats.kicks). At that exit, if the guest is at a point a backup
+ *   can find again (between two instructions, no event being delivered or
+ *   queued, no interrupt shadow, RFLAGS.TF clear, no debug registers in
+ *   use, not at a REP string instruction) and an input applies there (a
+ *   DMA, or an IRQ first in the queue with RFLAGS.IF set), a POSITION
+ *   record is logged: landmark = previous + 1, flags 0, the RIP, RFLAGS
+ *   (RF cleared), CR3 and the 16 GPRs. It is a landmark: the queued inputs
+ *   are applied and logged after it exactly as after a synchronous record,
+ *   at least one of them (kvm_ft_stats.positions counts them). Otherwise
+ *   the next kick tries again. Bound: an input is applied within
+ *   position_us plus the kick latency after it was queued, or at the first
+ *   landmark before that (IRQs: with IF set).
+ *
+ *   Replay: after landmark L (and its asynchronous records), a POSITION
+ *   next is consumed and the vCPU runs with an instruction breakpoint at
+ *   its RIP (DR0 and the VMCB's DR7, #DB intercepted; the guest sees
+ *   neither, and a guest that uses debug registers or single-steps is
+ *   KVM_FT_ERR_UNSUPPORTED while a position is armed). At each hit whose
+ *   registers (the record's fields) equal the record's and that is not in
+ *   an interrupt shadow, the position is reached: landmark L + 1, and its
+ *   INTR/DMA records apply there. Other hits step over the instruction
+ *   (RFLAGS.RF). A synchronous exit before it is KVM_FT_ERR_DIVERGENCE,
+ *   reason TYPE (expected = the POSITION); so is a POSITION not followed by
+ *   an INTR or DMA record, and an asynchronous record at landmark 0. A
+ *   position the guest never reaches again and no later exit is not
+ *   reported (the backup runs on). Matching is by registers only: a loop
+ *   whose registers repeat while memory changes can be stopped at another
+ *   iteration than the primary's; that shows later as a divergence (an
+ *   output, a digest), not silently (kmod/README, Positions).
  *
  *   An interrupt that the VMM injects itself with KVM_INTERRUPT into a
  *   RECORD VM is not deterministic: it is logged when the guest takes it
@@ -456,13 +495,23 @@ enum kvm_ft_mode {
 #define KVM_FT_DIGEST_INTERVAL_DEFAULT	64
 #define KVM_FT_DIGEST_OFF		0xffffffffU	/* no register digests */
 
+/*
+ * RECORD: position_us, the bound of POSITIONS. 0 (or KVM_FT_POSITION_OFF)
+ * = no positions: opt-in until the randomised replay passes with them on;
+ * KVM_FT_POSITION_US_SUGGESTED is what the tests use.
+ */
+#define KVM_FT_POSITION_US_SUGGESTED	1000
+#define KVM_FT_POSITION_US_MIN		50
+#define KVM_FT_POSITION_US_MAX		10000000	/* 10 s */
+#define KVM_FT_POSITION_OFF		0xffffffffU	/* no positions */
+
 struct kvm_ft_attach {
 	__s32 vm_fd;		/* fd of the KVM VM */
 	__u32 mode;		/* enum kvm_ft_mode: RECORD or REPLAY */
 	__u32 flags;		/* KVM_FT_ATTACH_F_* */
 	__u32 ring_order;	/* log2(data_size); 0 = default */
 	__u32 digest_interval;	/* landmarks between register digests; 0 = default */
-	__u32 reserved0;	/* must be zero */
+	__u32 position_us;	/* RECORD: POSITION bound in us; 0 = off (see POSITIONS) */
 	__u64 reserved[3];	/* must be zero */
 };
 
@@ -514,7 +563,9 @@ struct kvm_ft_stats {
 	__u64 bad_consumer;	/* invalid consumer positions seen */
 	__u64 rec_count[16];	/* records by type (index = KVM_FT_REC_*) */
 	__u64 async_pending;	/* inputs in the KVM_FT_QUEUE_ASYNC queue now */
-	__u64 reserved[7];
+	__u64 positions;	/* POSITION records logged (RECORD) or reached (REPLAY) */
+	__u64 kicks;		/* RECORD: position kicks; REPLAY: breakpoint hits (POSITIONS) */
+	__u64 reserved[5];
 };
 
 #define KVM_FT_GET_INFO		_IOR(KVM_FT_IOC_MAGIC, 0x10, struct kvm_ft_info)
@@ -670,6 +721,7 @@ enum kvm_ft_rec_type {
 	KVM_FT_REC_DMA		= 11,	/* async: struct kvm_ft_rec_dma + data */
 	KVM_FT_REC_REG_DIGEST	= 12,	/* async: struct kvm_ft_rec_digest */
 	KVM_FT_REC_MEM_DIGEST	= 13,	/* async: struct kvm_ft_rec_digest */
+	KVM_FT_REC_POSITION	= 14,	/* landmark: struct kvm_ft_rec_position */
 	KVM_FT_REC_TYPE_MAX	= 15,	/* kvm_ft_stats.rec_count has 16 slots */
 };
 
@@ -794,6 +846,19 @@ struct kvm_ft_rec_digest {
 	__u64 rip;		/* REG: guest RIP at that exit; MEM: 0 */
 	__u64 digest;		/* xxh64, seed 0 */
 	__u64 bytes;		/* MEM: bytes of guest memory hashed; REG: 0 */
+};
+
+/*
+ * POSITION: a landmark in a stretch the guest ran without exiting (see
+ * POSITIONS): the guest state before the instruction at rip. flags 0; its
+ * landmark is the previous landmark + 1.
+ */
+struct kvm_ft_rec_position {
+	struct kvm_ft_rec hdr;
+	__u64 rip;
+	__u64 rflags;		/* RF cleared */
+	__u64 cr3;
+	__u64 gpr[16];		/* RAX RCX RDX RBX RSP RBP RSI RDI R8..R15 */
 };
 
 /* ---- digests ---- */
