@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * POSITION landmarks: without them an exit-free guest gets no interrupt;
+ * with them (KVM_FT_ATTACH position_us) a backup finds each position again
+ * with a breakpoint and ends in the same state where registers and memory
+ * repeat, and a loop whose registers repeat while memory changes is
+ * reported, not silently replayed wrong.
+ */
+#include <sched.h>
+#include "ft_test.h"
+#include "ft_replay.h"
+
+#define MEM_SIZE	(16ULL << 20)
+#define AREA		512
+#define VEC		0x51
+#define MAX_DELAYS	4096
+#define BOUND_US	KVM_FT_POSITION_US_SUGGESTED	/* position_us of the recordings */
+
+/* Guest data (each VM has its own copy). */
+static struct pg {
+	volatile uint64_t stop;		/* set by a DMA: the loop ends */
+	uint64_t max_iters;		/* the loop also ends after this many */
+	uint64_t iters;
+	uint64_t h;
+	volatile uint64_t counter;
+	uint8_t area[AREA] __attribute__((aligned(64)));	/* DMA target */
+} pg;
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	h *= 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 29;
+	return h;
+}
+
+/*
+ * Exit-free with interrupts on: every iteration folds the whole DMA area
+ * and the interrupts taken so far, so an input applied one iteration off
+ * changes the result. The body is unrolled: each instruction runs once per
+ * iteration, so a backup's breakpoint hits once per iteration too (a tight
+ * loop costs it one exit per pass: see kmod/README, Positions).
+ */
+static void guest_spin(void *arg)
+{
+	const volatile uint64_t *w = (const volatile uint64_t *)pg.area;
+	uint64_t h = 1, i;
+
+	sti();
+	for (i = 0; !pg.stop && i < pg.max_iters; i++) {
+#pragma GCC unroll 512
+		for (int k = 0; k < 512; k++)
+			h = mix(h, w[k % (AREA / 8)] + i);
+		h = mix(h, guest_irq.count ^ guest_irq.hash);
+	}
+	cli();
+	pg.iters = i;
+	pg.h = h;
+	outl(OUTPUT_PORT, (uint32_t)h);
+	outl(OUTPUT_PORT, (uint32_t)(h >> 32));
+	outl(OUTPUT_PORT, (uint32_t)i);
+	GUEST_DONE();
+}
+
+/* Registers repeat exactly: only the DMA'd stop flag ends the loop. */
+static void guest_repeat(void *arg)
+{
+	sti();
+	__asm__ volatile("1: cmpq $0, %0\n\tje 1b" : : "m"(pg.stop) : "memory", "cc");
+	cli();
+	outl(OUTPUT_PORT, (uint32_t)guest_irq.count);
+	GUEST_DONE();
+}
+
+/* Registers repeat, memory does not: a counter in memory. */
+static void guest_counter(void *arg)
+{
+	sti();
+	__asm__ volatile("1: incq %1\n\tcmpq $0, %0\n\tje 1b"
+			 : : "m"(pg.stop), "m"(pg.counter) : "memory", "cc");
+	cli();
+	outl(OUTPUT_PORT, (uint32_t)pg.counter);
+	GUEST_DONE();
+}
+
+/* ---- the host's inputs ---- */
+
+/*
+ * Queues IRQs and DMA at random intervals for run_s seconds, then the DMA
+ * that stops the guest's loop. After each IRQ it polls the guest's
+ * interrupt count (guest memory) to time the delivery.
+ */
+struct feeder {
+	struct kvm_vm *vm;
+	uint64_t rng;
+	unsigned int min_us, max_us;
+	double run_s;
+	bool irqs, dmas;
+	pthread_t t;
+	double delay[MAX_DELAYS];
+	int ndelay, lost, ndma;
+};
+
+static void *feeder_fn(void *arg)
+{
+	struct feeder *f = arg;
+	volatile uint64_t *count = vm_gpa2hva(f->vm, (uint64_t)(uintptr_t)&guest_irq.count, 8);
+	struct sched_param sp = { .sched_priority = 1 };
+	uint64_t one = 1;
+	double t_start = kt_now();
+
+	/*
+	 * Real-time: woken from its sleeps it preempts the vCPU thread at once
+	 * (one CPU in the test VM), so the delays it measures are the guest's,
+	 * not the host scheduler's.
+	 */
+	KT_ASSERT(!pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp), "SCHED_FIFO");
+	while (kt_now() - t_start < f->run_s) {
+		usleep(f->min_us + kt_rand(&f->rng) % (f->max_us - f->min_us + 1));
+		if (f->dmas && (!f->irqs || kt_rand(&f->rng) % 3 == 0)) {
+			uint8_t data[64];
+			uint32_t len = 8 + 8 * (uint32_t)(kt_rand(&f->rng) % 8);
+			uint64_t off = 8 * (kt_rand(&f->rng) % ((AREA - len) / 8 + 1));
+
+			for (uint32_t k = 0; k < len; k++)
+				data[k] = (uint8_t)kt_rand(&f->rng);
+			KT_ASSERT(!vm_queue_async(f->vm, KVM_FT_ASYNC_DMA, 0,
+						  (uint64_t)(uintptr_t)pg.area + off, data, len),
+				  "queue DMA");
+			f->ndma++;
+		} else if (f->irqs) {
+			uint64_t c0 = *count;
+			double t0 = kt_now(), t;
+
+			KT_ASSERT(!vm_queue_async(f->vm, KVM_FT_ASYNC_IRQ, VEC, 0, NULL, 0),
+				  "queue IRQ");
+			while (*count == c0 && (t = kt_now()) - t0 < 2.0)
+				usleep(100);
+			if (*count == c0)
+				f->lost++;
+			else if (f->ndelay < MAX_DELAYS)
+				f->delay[f->ndelay++] = kt_now() - t0;
+		}
+	}
+	if (f->run_s)
+		KT_ASSERT(!vm_queue_async(f->vm, KVM_FT_ASYNC_DMA, 0, (uint64_t)(uintptr_t)&pg.stop,
+					  &one, sizeof(one)), "queue the stop DMA");
+	return NULL;
+}
+
+/* ---- record and replay ---- */
+
+struct run {
+	struct kvm_vm *vm;
+	struct recs rs;
+	struct kvm_regs regs;
+	struct kvm_ft_stats st;
+	struct kvm_ft_divergence div;
+	int64_t r;
+};
+
+static void record_run(int dev, void (*fn)(void *), uint64_t max_iters, uint32_t pos_us,
+		       struct feeder *f, struct run *a)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct ft_ring ring;
+	struct ucall uc;
+	int fd, r;
+
+	memset(a, 0, sizeof(*a));
+	a->vm = vm_create(&o, fn, NULL);
+	VM_SET_GLOBAL(a->vm, pg.max_iters, max_iters);
+	fd = ft_attach_pos(dev, a->vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0, 0, pos_us);
+	KT_ASSERT(fd >= 0, "attach RECORD: %s", strerror(-fd));
+	r = ft_ring_map(&ring, fd);
+	KT_ASSERT(!r, "map: %s", strerror(-r));
+	vm_ft_async(a->vm, fd, false);
+	f->vm = a->vm;
+	KT_ASSERT(!pthread_create(&f->t, NULL, feeder_fn, f), "pthread_create");
+	a->r = vcpu_run(a->vm, &uc);
+	pthread_join(f->t, NULL);
+	KT_ASSERT(a->r == UCALL_DONE, "recorded guest ended with %lld", (long long)a->r);
+	KT_ASSERT(!ioctl(a->vm->vcpu_fd, KVM_GET_REGS, &a->regs), "GET_REGS");
+	ft_stats(fd, &a->st);
+	ft_drain(&ring, &a->rs);
+	/* The DONE ucall is never replayed (B runs it live), nor its digest. */
+	if (a->rs.n && recs_at(&a->rs, a->rs.n - 1)->type == KVM_FT_REC_REG_DIGEST)
+		a->rs.n--;
+	ft_ring_unmap(&ring);
+	close(fd);
+}
+
+/* A stream of records to replay: A's, possibly mutated. */
+struct stream {
+	uint8_t *buf;
+	size_t len;
+};
+
+static void stream_add(struct stream *s, const void *rec, uint32_t len)
+{
+	s->buf = realloc(s->buf, s->len + len);
+	KT_ASSERT(s->buf, "realloc");
+	memcpy(s->buf + s->len, rec, len);
+	s->len += len;
+}
+
+enum pmut {
+	P_NONE,
+	P_RIP,		/* the position's RIP */
+	P_GPR,		/* one of its registers */
+	P_LANDMARK,	/* its landmark (not renumbered) */
+	P_DROP,		/* dropped, the rest renumbered */
+	P_DUP,		/* duplicated, renumbered */
+	P_COUNT,
+};
+
+/*
+ * Records 0 .. n-2 of @rs (not the DONE ucall); record @i gets mutation @m;
+ * seq and landmark renumbered for drop and duplicate.
+ */
+static void stream_build(struct stream *s, const struct recs *rs, enum pmut m, size_t i,
+			 uint64_t *rng)
+{
+	uint64_t seq = 1, lm = 0;
+
+	memset(s, 0, sizeof(*s));
+	for (size_t k = 0; k + 1 < rs->n; k++) {
+		uint8_t rec[KVM_FT_RING_RESERVE];
+		struct kvm_ft_rec *h = (void *)rec;
+		struct kvm_ft_rec_position *p = (void *)rec;
+		uint32_t len = recs_at(rs, k)->len;
+		int copies = k == i && m == P_DUP ? 2 : k == i && m == P_DROP ? 0 : 1;
+
+		for (int c = 0; c < copies; c++) {
+			memcpy(rec, recs_at(rs, k), len);
+			if (m == P_DROP || m == P_DUP) {
+				h->seq = seq;
+				h->landmark = (h->flags & KVM_FT_RF_ASYNC) ? lm : ++lm;
+			}
+			seq++;
+			if (k == i && m == P_RIP)
+				p->rip ^= 1ULL << (kt_rand(rng) % 6);
+			if (k == i && m == P_GPR)
+				p->gpr[kt_rand(rng) % 16] ^= 1ULL << (kt_rand(rng) % 64);
+			if (k == i && m == P_LANDMARK)
+				h->landmark += kt_rand(rng) % 2 ? 1 : (uint64_t)-1;
+			stream_add(s, rec, len);
+		}
+	}
+}
+
+static void replay_run(int dev, void (*fn)(void *), uint64_t max_iters,
+		       const struct stream *s, struct run *b)
+{
+	struct vm_opts o = { .mem_size = MEM_SIZE };
+	struct golive g = { 0 };
+	struct ucall uc;
+	struct rp w;
+	pthread_t t;
+	size_t off = 0;
+	int fd, r;
+
+	memset(b, 0, sizeof(*b));
+	b->vm = vm_create(&o, fn, NULL);
+	VM_SET_GLOBAL(b->vm, pg.max_iters, max_iters);
+	fd = ft_attach_pos(dev, b->vm->vm_fd, KVM_FT_MODE_REPLAY, 0, 0, 0, 0);
+	KT_ASSERT(fd >= 0, "attach REPLAY: %s", strerror(-fd));
+	r = rp_map(&w, fd);
+	KT_ASSERT(!r, "map replay ring: %s", strerror(-r));
+	vm_ft_async(b->vm, fd, true);
+	while (off < s->len) {
+		uint32_t len = ((const struct kvm_ft_rec *)(s->buf + off))->len;
+
+		rp_write(&w, s->buf + off, len);
+		off += len;
+	}
+	rp_publish(&w);
+	g.w = &w;
+	KT_ASSERT(!pthread_create(&t, NULL, golive_fn, &g), "pthread_create");
+	b->r = vcpu_run_raw(b->vm, &uc);
+	g.stop = true;
+	pthread_join(t, NULL);
+	if (b->r >= 0)
+		KT_ASSERT(!ioctl(b->vm->vcpu_fd, KVM_GET_REGS, &b->regs), "GET_REGS");
+	KT_ASSERT(!ioctl(fd, KVM_FT_GET_DIVERGENCE, &b->div), "GET_DIVERGENCE");
+	ft_stats(fd, &b->st);
+	rp_unmap(&w);
+	close(fd);
+}
+
+static void run_free(struct run *r)
+{
+	recs_free(&r->rs);
+	vm_free(r->vm);
+}
+
+/* POSITION records of A, and the landmark before each INTR/DMA: a position? */
+static size_t count_positions(const struct recs *rs, size_t *inputs_at_pos, size_t *inputs)
+{
+	size_t n = 0;
+	bool at_pos = false;
+
+	*inputs_at_pos = *inputs = 0;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct kvm_ft_rec *r = recs_at(rs, i);
+
+		if (r->type == KVM_FT_REC_INTR || r->type == KVM_FT_REC_DMA) {
+			(*inputs)++;
+			*inputs_at_pos += at_pos;
+		} else if (!(r->flags & KVM_FT_RF_ASYNC)) {
+			at_pos = r->type == KVM_FT_REC_POSITION;
+			n += at_pos;
+		}
+	}
+	return n;
+}
+
+/* B ended at A's DONE in A's exact state, with no report. */
+static void assert_same(struct __test_metadata *_metadata, const struct run *a,
+			const struct run *b)
+{
+	if (b->div.error)
+		printf("# B: error %u reason %u at seq %llu landmark %llu: record type %u rip %#llx, exit type %u rip %#llx\n",
+		       b->div.error, b->div.reason, (unsigned long long)b->div.seq,
+		       (unsigned long long)b->div.landmark, b->div.expected.type,
+		       (unsigned long long)b->div.expected.rip, b->div.actual.type,
+		       (unsigned long long)b->div.actual.rip);
+	fflush(stdout);
+	ASSERT_EQ(0, b->div.error);
+	ASSERT_EQ(UCALL_DONE, b->r);
+	ASSERT_EQ(0, memcmp(&a->regs, &b->regs, sizeof(a->regs)));
+	ASSERT_EQ(0, memcmp(a->vm->mem, b->vm->mem, MEM_SIZE));
+	ASSERT_EQ(a->st.positions, b->st.positions);
+	ASSERT_EQ(a->st.rec_count[KVM_FT_REC_INTR], b->st.rec_count[KVM_FT_REC_INTR]);
+	ASSERT_EQ(a->st.rec_count[KVM_FT_REC_DMA], b->st.rec_count[KVM_FT_REC_DMA]);
+}
+
+/* Iterations of guest_spin's loop per second: a run stopped by DMA at ~0.2 s. */
+static double loop_rate(int dev)
+{
+	struct feeder f = { .rng = 1, .min_us = 50000, .max_us = 50000, .run_s = 0.2 };
+	struct run c;
+	double t0 = kt_now(), r;
+
+	record_run(dev, guest_spin, ~0ULL >> 1, BOUND_US, &f, &c);
+	r = VM_GET_GLOBAL(c.vm, pg.iters) / (kt_now() - t0);
+	run_free(&c);
+	return r;
+}
+
+FIXTURE(position) {
+	int dev;
+};
+
+FIXTURE_SETUP(position)
+{
+	self->dev = ft_open();
+	ASSERT_LE(0, self->dev);
+}
+
+FIXTURE_TEARDOWN(position)
+{
+	close(self->dev);
+}
+
+/* Host-side allowance on top of the bound: timer, kick and polling latency
+ * of a nested TCG guest on a shared machine (the figures are printed). */
+#define SLACK_S		0.250
+
+/*
+ * Proves: positions off (the default), an exit-free guest gets no
+ * interrupt until its loop ends: what the positions above are for.
+ */
+TEST_F_TIMEOUT(position, off_means_no_delivery, 120)
+{
+	uint64_t seed = kt_seed("position.off_means_no_delivery");
+	struct feeder f = { .rng = seed | 1, .min_us = 2000, .max_us = 5000, .run_s = 0.5,
+			    .irqs = true };
+	uint64_t max_iters = (uint64_t)loop_rate(self->dev) + 1;	/* about 1 s */
+	struct run a;
+
+	/* The first IRQ is not delivered while the loop runs (1 s): the feeder waits 2 s. */
+	record_run(self->dev, guest_spin, max_iters, 0, &f, &a);
+	printf("# %d IRQs delivered in the loop, %d not within 2 s\n", f.ndelay, f.lost);
+	fflush(stdout);
+	ASSERT_EQ(0, f.ndelay);
+	ASSERT_GE(f.lost, 1);
+	ASSERT_EQ(0, a.st.positions);
+	ASSERT_EQ(0, a.st.kicks);
+	run_free(&a);
+}
+
+/*
+ * Proves: in `1: cmp $0, stop; je 1b` (registers and memory identical at
+ * every iteration until the DMA that ends it) B may stop at another
+ * iteration than A did, but at an identical state: the replay ends in A's
+ * exact state.
+ */
+TEST_F_TIMEOUT(position, repeating_registers_same_state, 120)
+{
+	uint64_t seed = kt_seed("position.repeating_registers_same_state");
+	struct feeder f = { .rng = seed | 1, .min_us = 1000, .max_us = 4000, .run_s = 0.5,
+			    .irqs = true, .dmas = true };
+	size_t at_pos, inputs;
+	struct stream s;
+	struct run a, b;
+
+	record_run(self->dev, guest_repeat, 0, BOUND_US, &f, &a);
+	ASSERT_EQ(0, f.lost);
+	ASSERT_GT(count_positions(&a.rs, &at_pos, &inputs), 0);
+	stream_build(&s, &a.rs, P_NONE, 0, NULL);
+	replay_run(self->dev, guest_repeat, 0, &s, &b);
+	printf("# %llu positions, %d IRQs, %d DMA; B: %llu breakpoint hits\n",
+	       (unsigned long long)a.st.positions, f.ndelay, f.ndma, (unsigned long long)b.st.kicks);
+	fflush(stdout);
+	assert_same(_metadata, &a, &b);
+	free(s.buf);
+	run_free(&b);
+	run_free(&a);
+}
+
+/*
+ * Proves (a limit, stated in kmod/README): in `1: incq counter; cmp $0,
+ * stop; je 1b` the registers repeat but memory does not; B stops at the
+ * first iteration with A's registers, which is not A's, and the counter the
+ * guest then outputs differs: reported as a DIVERGENCE of that output, not
+ * a silent difference.
+ */
+TEST_F_TIMEOUT(position, memory_only_loop_detected, 120)
+{
+	uint64_t seed = kt_seed("position.memory_only_loop_detected");
+	struct feeder f = { .rng = seed | 1, .min_us = 1000, .max_us = 4000, .run_s = 0.3,
+			    .irqs = true };
+	struct stream s;
+	struct run a, b;
+
+	record_run(self->dev, guest_counter, 0, BOUND_US, &f, &a);
+	ASSERT_GT(a.st.positions, 0);
+	stream_build(&s, &a.rs, P_NONE, 0, NULL);
+	replay_run(self->dev, guest_counter, 0, &s, &b);
+	printf("# A counted %llu; B: error %u reason %u at seq %llu (record type %u), %llu positions\n",
+	       (unsigned long long)VM_GET_GLOBAL(a.vm, pg.counter), b.div.error, b.div.reason,
+	       (unsigned long long)b.div.seq, b.div.expected.type,
+	       (unsigned long long)b.st.positions);
+	fflush(stdout);
+	ASSERT_EQ(-EIO, b.r);
+	ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, b.div.error);
+	/* The counter output differs, or an INTR lands where it cannot. */
+	ASSERT_TRUE(b.div.reason == KVM_FT_DIV_DATA || b.div.reason == KVM_FT_DIV_BLOCKED ||
+		    b.div.reason == KVM_FT_DIV_RIP);
+	free(s.buf);
+	run_free(&b);
+	run_free(&a);
+}
+
+/* Proves: position_us out of range is EINVAL; OFF and the range are accepted. */
+TEST_F(position, attach_bound)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_vm *vm = vm_create(&o, guest_repeat, NULL);
+	static const uint32_t bad[] = { 1, KVM_FT_POSITION_US_MIN - 1,
+					KVM_FT_POSITION_US_MAX + 1, 0xfffffffe };
+	static const uint32_t good[] = { 0, KVM_FT_POSITION_US_MIN, KVM_FT_POSITION_US_MAX,
+					 KVM_FT_POSITION_OFF };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ASSERT_EQ(-EINVAL, ft_attach_pos(self->dev, vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0, 0,
+						 bad[i]));
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int fd = ft_attach_pos(self->dev, vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0, 0, good[i]);
+
+		ASSERT_LE(0, fd);
+		close(fd);
+	}
+	vm_free(vm);
+}
+
+TEST_HARNESS_MAIN
