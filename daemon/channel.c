@@ -88,6 +88,25 @@ void chan_drop(struct conn *k)
 		schedule_redial(c);
 }
 
+/*
+ * The peer ended the connection: EOF, or a reset (ECONNRESET, or EPIPE when
+ * sending after it). Nothing was refused, so it is no reject: one log line,
+ * then the session ends (the sender redials). Always returns -1.
+ */
+int chan_peer_closed(struct conn *k, int err)
+{
+	if (!k->session)
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = k->peer, .err = err,
+							   .reason = "handshake-aborted" },
+		       "channel: peer closed the connection during the handshake%s%s",
+		       err ? ": " : "", err ? strerror(err) : "");
+	else
+		ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = k->peer, .err = err },
+		       "channel: peer closed the connection%s%s", err ? ": " : "", err ? strerror(err) : "");
+	chan_drop(k);
+	return -1;
+}
+
 /* Refuse what k sent: one log line, then the session ends. Always returns -1. */
 __attribute__((format(printf, 5, 6)))
 int chan_reject(struct conn *k, const char *reason, int err, uint64_t epoch, const char *fmt, ...)
@@ -280,6 +299,8 @@ int chan_tx_pump(struct conn *k)
 				continue;
 			if (n < 0 && errno == EAGAIN)
 				goto out;
+			if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+				return chan_peer_closed(k, errno);
 			if (n < 0)
 				return chan_reject(k, "io-error", errno, c->cfg.epoch, "send failed: %s",
 					      strerror(errno));

@@ -60,6 +60,7 @@ void chan_set_state(struct ft_chan *c, enum ft_chan_state st);
 void chan_drop(struct conn *k);
 __attribute__((format(printf, 5, 6)))
 int chan_reject(struct conn *k, const char *reason, int err, uint64_t epoch, const char *fmt, ...);
+int chan_peer_closed(struct conn *k, int err);
 int chan_handshake(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p, size_t plen);
 int chan_resume(struct conn *k);
 int chan_rx_read(struct conn *k);

@@ -259,6 +259,8 @@ int chan_rx_read(struct conn *k)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
+		if (n < 0 && errno == ECONNRESET)
+			return chan_peer_closed(k, errno);
 		if (n < 0)
 			return chan_reject(k, "io-error", errno, c->cfg.epoch, "receive failed: %s",
 				      strerror(errno));
@@ -267,15 +269,7 @@ int chan_rx_read(struct conn *k)
 				return chan_reject(k, "truncated-frame", EPIPE, c->cfg.epoch,
 					      "connection closed inside a frame (%zu bytes of it received)",
 					      k->rend - k->rstart);
-			if (!k->session)
-				ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = k->peer,
-									   .reason = "handshake-aborted" },
-				       "channel: peer closed the connection during the handshake");
-			else
-				ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = k->peer },
-				       "channel: peer closed the connection");
-			chan_drop(k);
-			return -1;
+			return chan_peer_closed(k, 0);
 		}
 		k->rend += (size_t)n;
 		c->st.rx_bytes += (uint64_t)n;

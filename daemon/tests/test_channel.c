@@ -5,11 +5,14 @@
  * exactly once, in order and byte-exact; each forged, corrupted, truncated,
  * replayed or stale-epoch frame is refused with exactly one log line and
  * costs nothing already accepted; a peer without the key gets nothing in or
- * out; a slow backup bounds the primary's unacked window and memory.
+ * out; a peer that resets the connection is no rejected frame and the
+ * primary redials; a slow backup bounds the primary's unacked window and
+ * memory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +220,57 @@ static void rogue_client(void)
 	close(dst);
 }
 
+/*
+ * A peer that resets the connection (close with SO_LINGER 0: RST) after the
+ * primary's HELLO. The primary reads ECONNRESET: the peer went away, nothing
+ * was refused, so no reject is counted and it redials every time.
+ */
+static void reset_peer(void)
+{
+	int src = memring(16), resets = 0, redials = 0;
+	uint16_t port = 0;
+	int lfd = tcp_listen(&port);
+	struct ep_args pa = { .sender = true, .ring_fd = src, .port = port, .epoch = 1, .node_id = 1 };
+	char plog[256];
+	pid_t pp;
+
+	snprintf(plog, sizeof(plog), "%s/reset.primary.log", dir);
+	memcpy(pa.psk, psk, FT_PSK_LEN);
+	pa.log_path = plog;
+	pa.sh = shared_page();
+	pp = spawn_endpoint(&pa);
+	for (int i = 0; i < 4; i++) {
+		struct pollfd p = { lfd, POLLIN, 0 };
+		struct linger lg = { 1, 0 };
+		char buf[512];
+		ssize_t got = 0;
+		int fd;
+
+		if (poll(&p, 1, 5000) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			break;
+		redials++;
+		p = (struct pollfd){ fd, POLLIN, 0 };
+		if (i < 3 && poll(&p, 1, 5000) == 1)
+			got = read(fd, buf, sizeof(buf));	/* the HELLO */
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		resets += got > 0;
+	}
+	usleep(100000);	/* the endpoint publishes its stats every ms */
+	ok(resets == 3 && redials == 4, "reset: the primary dialed again after each of %d resets (%d dials)",
+	   resets, redials);
+	ok(pa.sh->rejects == 0 && count_lines(plog, "FT_REASON=io-error") == 0,
+	   "reset: no frame counted as rejected (%llu), no io-error logged (%d)",
+	   (unsigned long long)pa.sh->rejects, count_lines(plog, "FT_REASON=io-error"));
+	ok(count_lines(plog, "peer closed the connection during the handshake") >= 3 &&
+	   count_lines(plog, "ERRNO=104") >= 3,
+	   "reset: each reset logged once as the peer closing the connection (ECONNRESET, %d lines)",
+	   count_lines(plog, "ERRNO=104"));
+	stop_child(pp);
+	close(lfd);
+	close(src);
+}
+
 int main(void)
 {
 	struct res r;
@@ -256,6 +310,7 @@ int main(void)
 	   "wrong key: the primary refuses the backup's proof (%d times), no session on either side",
 	   count_lines(r.plog, "FT_REASON=auth-failed"));
 	rogue_client();
+	reset_peer();
 
 	struct scen st = { .name = "old-epoch-primary", .primary_epoch = 1, .backup_epoch = 2,
 			   .n = 1000, .secs = 2 };
