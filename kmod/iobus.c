@@ -90,6 +90,31 @@ static void event(struct kvm_ft_div_event *act, struct kvm_vcpu *vcpu, u32 type,
 		memcpy(&act->value, data, min_t(u32, data_len, sizeof(act->value)));
 }
 
+/*
+ * The next record for an MMIO access described by act (gpa in addr, len in
+ * size), checked for address and size; NULL once the VM is stopped.
+ */
+static const struct kvm_ft_rec_mmio *take_mmio(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+						const struct kvm_ft_div_event *act,
+						u64 *pos, struct kvm_ft_rec **h)
+{
+	const struct kvm_ft_rec_mmio *m;
+
+	*h = take(ft, vcpu, act, pos);
+	if (IS_ERR(*h))
+		return NULL;
+	m = (const void *)*h;
+	if (m->gpa != act->addr) {
+		ft_replay_diverge(ft, KVM_FT_DIV_ADDR, *pos, *h, act);
+		return NULL;
+	}
+	if (m->len != act->size) {
+		ft_replay_diverge(ft, KVM_FT_DIV_SIZE, *pos, *h, act);
+		return NULL;
+	}
+	return m;
+}
+
 static void mmio_read(struct ft_vm *ft, struct kvm_vcpu *vcpu, u64 gpa, int len,
 		      void *val)
 {
@@ -100,18 +125,9 @@ static void mmio_read(struct ft_vm *ft, struct kvm_vcpu *vcpu, u64 gpa, int len,
 
 	event(&act, vcpu, KVM_FT_REC_MMIO_READ, gpa, len, NULL, 0);
 	memset(val, 0, len);		/* what a stopped VM reads */
-	h = take(ft, vcpu, &act, &pos);
-	if (IS_ERR(h))
+	m = take_mmio(ft, vcpu, &act, &pos, &h);
+	if (!m)
 		return;
-	m = (const void *)h;
-	if (m->gpa != gpa) {
-		ft_replay_diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
-		return;
-	}
-	if (m->len != len) {
-		ft_replay_diverge(ft, KVM_FT_DIV_SIZE, pos, h, &act);
-		return;
-	}
 	memcpy(val, m->data, len);
 	ft_replay_landmark(ft);
 }
@@ -126,18 +142,9 @@ static bool mmio_write(struct ft_vm *ft, struct kvm_vcpu *vcpu, u64 gpa, int len
 	u64 pos;
 
 	event(&act, vcpu, KVM_FT_REC_MMIO_WRITE, gpa, len, val, len);
-	h = take(ft, vcpu, &act, &pos);
-	if (IS_ERR(h))
+	m = take_mmio(ft, vcpu, &act, &pos, &h);
+	if (!m)
 		return true;
-	m = (const void *)h;
-	if (m->gpa != gpa) {
-		ft_replay_diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
-		return true;
-	}
-	if (m->len != len) {
-		ft_replay_diverge(ft, KVM_FT_DIV_SIZE, pos, h, &act);
-		return true;
-	}
 	if (memcmp(m->data, val, len)) {
 		ft_replay_diverge(ft, KVM_FT_DIV_DATA, pos, h, &act);
 		return true;
