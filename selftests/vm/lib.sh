@@ -62,8 +62,9 @@ vm_inputs_libs() {
 # concurrent rebuild replaces the name, not this file); the caller removes it.
 vm_image() {
 	local vmdir=$1 inputs=$2 key root src dst a rundir
-	# Keyed on destinations and contents, not on source paths (temporary).
-	key=$(while read -r src dst; do echo "$dst $(sha256sum < "$src")"; done < "$inputs" |
+	# Keyed on destinations, modes and contents, not on source paths
+	# (temporary): a script made executable since is a new image.
+	key=$(while read -r src dst; do echo "$dst $(stat -Lc %a "$src") $(sha256sum < "$src")"; done < "$inputs" |
 		sha256sum | cut -d' ' -f1)
 	mkdir -p "$vmdir"
 	exec {lockfd}> "$vmdir/.lock"
