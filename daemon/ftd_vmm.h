@@ -67,6 +67,44 @@
  *                         RESUME (ftd waits for EMITTED >= its PAUSED seq),
  *                         so the new primary re-emits nothing.
  *
+ *
+ * Re-protection (a new backup seeded from the live VM; DESIGN.md):
+ *   ftd -> VMM  SNAPSHOT  the VM is LIVE (after GO_LIVE) and a new backup
+ *                         wants to be seeded. The VMM holds its devices,
+ *                         stops its vCPU at a landmark (after a PIO exit,
+ *                         the module's async queue empty, as for PAUSE),
+ *                         captures the whole VM (memory, vCPU, device
+ *                         state: vmm/snapshot.h) into a sealed memfd,
+ *                         detaches and attaches the same VM again in
+ *                         KVM_FT_MODE_RECORD at exactly that state (a new
+ *                         log from seq 1), answers SNAPSHOT_READY then
+ *                         ATTACHED with the new ft fd, and runs on as a
+ *                         PRIMARY: its outputs wait for ACKED of the new
+ *                         log. The log it makes meanwhile waits in the ring
+ *                         (ftd reads it once the backup is attached, or
+ *                         buffers it); a full ring stops the vCPU, so the
+ *                         run ahead of the backup is bounded by the ring.
+ *                         If the sync fails (peer dead, snapshot refused)
+ *                         ftd switches the module to LIVE again and sends
+ *                         GO_LIVE (seq = the EMITTED it saw, or 0): the VMM
+ *                         releases what it held and goes on live.
+ *   VMM -> ftd  SNAPSHOT_READY  seq = the snapshot's length in bytes, the
+ *                         memfd as SCM_RIGHTS. seq = 0 and no fd: the VMM
+ *                         refused (not LIVE, could not stop or capture);
+ *                         it goes on as before and sends no ATTACHED.
+ *   ftd -> VMM  SEED      instead of ROLE, to a VMM that just said HELLO:
+ *                         become the BACKUP (role = FTD_VMM_ROLE_BACKUP,
+ *                         epoch) of a VM built from the snapshot in the
+ *                         memfd passed as SCM_RIGHTS (seq = its length,
+ *                         as the live VMM announced it). The VMM checks the
+ *                         whole snapshot (version, length, checksum, every
+ *                         section) before it uses it; a bad one is refused
+ *                         with one log line and the VMM exits (the
+ *                         socket closes). Else it attaches the VM in
+ *                         KVM_FT_MODE_REPLAY and answers ATTACHED, as after
+ *                         ROLE BACKUP; the primary's log from seq 1 applies
+ *                         to exactly that state.
+ *
  * Either side closing the socket is a failure of the other: ftd treats a
  * lost VMM as a dead local VM (it stops acknowledging/serving), the VMM
  * treats a lost ftd as HALT unless it is LIVE already.
@@ -90,6 +128,9 @@ enum ftd_vmm_type {
 	FTD_VMM_PAUSE		= 8,
 	FTD_VMM_PAUSED		= 9,
 	FTD_VMM_RESUME		= 10,
+	FTD_VMM_SNAPSHOT	= 11,
+	FTD_VMM_SNAPSHOT_READY	= 12,
+	FTD_VMM_SEED		= 13,
 };
 
 enum ftd_vmm_role {
@@ -100,9 +141,9 @@ enum ftd_vmm_role {
 struct ftd_vmm_msg {
 	__u32 type;		/* enum ftd_vmm_type */
 	__u32 version;		/* HELLO only */
-	__u64 seq;		/* ACKED, EMITTED, GO_LIVE, PAUSED */
-	__u64 epoch;		/* ROLE, GO_LIVE, HALT */
-	__u32 role;		/* ROLE, RESUME */
+	__u64 seq;		/* ACKED, EMITTED, GO_LIVE, PAUSED; SNAPSHOT_READY, SEED: length */
+	__u64 epoch;		/* ROLE, GO_LIVE, HALT, SEED */
+	__u32 role;		/* ROLE, RESUME, SEED */
 	__u32 reserved0;
 	char name[32];		/* HELLO: NUL-terminated VM name */
 };

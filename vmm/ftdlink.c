@@ -63,7 +63,7 @@ int ftd_link_send(int sock, const struct ftd_vmm_msg *m, int fd)
 	return n == sizeof(*m) ? 0 : -EIO;
 }
 
-int ftd_link_recv(int sock, struct ftd_vmm_msg *m)
+int ftd_link_recv(int sock, struct ftd_vmm_msg *m, int *fd_out)
 {
 	union {
 		char buf[CMSG_SPACE(4 * sizeof(int))];
@@ -75,8 +75,11 @@ int ftd_link_recv(int sock, struct ftd_vmm_msg *m)
 		.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
 		.msg_controllen = sizeof(u.buf),
 	};
+	int fds[4], nfds = 0;
 	ssize_t n;
 
+	if (fd_out)
+		*fd_out = -1;
 	do {
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
@@ -84,7 +87,6 @@ int ftd_link_recv(int sock, struct ftd_vmm_msg *m)
 		return -errno;
 	if (n == 0)
 		return 0;
-	/* ftd never passes fds to us: close any, then refuse the message. */
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -93,31 +95,46 @@ int ftd_link_recv(int sock, struct ftd_vmm_msg *m)
 				int fd;
 
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				close(fd);
+				if (nfds < 4)
+					fds[nfds++] = fd;
+				else
+					close(fd);
 			}
-			return -EPROTO;
 		}
 	}
 	if (n != sizeof(*m) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
-		return -EPROTO;
+		goto bad;
 	*m = buf[0];
 	if (m->reserved0)
-		return -EPROTO;
+		goto bad;
+	/* Only SEED carries an fd (the snapshot's memfd), exactly one. */
+	if ((m->type == FTD_VMM_SEED) != (nfds == 1) || (nfds && !fd_out))
+		goto bad;
 	switch (m->type) {
 	case FTD_VMM_ROLE:
 	case FTD_VMM_RESUME:
 		if (m->role != FTD_VMM_ROLE_PRIMARY && m->role != FTD_VMM_ROLE_BACKUP)
-			return -EPROTO;
+			goto bad;
 		break;
+	case FTD_VMM_SEED:
+		if (m->role != FTD_VMM_ROLE_BACKUP || !m->seq)
+			goto bad;
+		*fd_out = fds[0];
+		return 1;
 	case FTD_VMM_ACKED:
 	case FTD_VMM_GO_LIVE:
 	case FTD_VMM_HALT:
 	case FTD_VMM_PAUSE:
+	case FTD_VMM_SNAPSHOT:
 		break;
 	default:
-		return -EPROTO;
+		goto bad;
 	}
 	return 1;
+bad:
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+	return -EPROTO;
 }
 
 const char *ftd_link_type_name(uint32_t type)
@@ -128,6 +145,8 @@ const char *ftd_link_type_name(uint32_t type)
 		[FTD_VMM_EMITTED] = "EMITTED", [FTD_VMM_GO_LIVE] = "GO_LIVE",
 		[FTD_VMM_HALT] = "HALT", [FTD_VMM_PAUSE] = "PAUSE",
 		[FTD_VMM_PAUSED] = "PAUSED", [FTD_VMM_RESUME] = "RESUME",
+		[FTD_VMM_SNAPSHOT] = "SNAPSHOT", [FTD_VMM_SNAPSHOT_READY] = "SNAPSHOT_READY",
+		[FTD_VMM_SEED] = "SEED",
 	};
 
 	return type < sizeof(names) / sizeof(names[0]) && names[type] ? names[type] : "?";

@@ -13,9 +13,11 @@ int ftd_link_send(int sock, const struct ftd_vmm_msg *m, int fd);
 /*
  * Receive one message: 1 on success, 0 when ftd closed the socket, -errno
  * on an error, -EPROTO when the message is malformed (size, type, reserved
- * fields, a message only the VMM sends).
+ * fields, a message only the VMM sends, an fd with any message but SEED).
+ * SEED's memfd goes to *fd (fd may be NULL where SEED is not expected: it
+ * is then malformed); *fd is -1 for every other message.
  */
-int ftd_link_recv(int sock, struct ftd_vmm_msg *m);
+int ftd_link_recv(int sock, struct ftd_vmm_msg *m, int *fd);
 const char *ftd_link_type_name(uint32_t type);
 
 #endif

@@ -15,6 +15,9 @@
  * PAUSE / RESUME (planned failover, ftctl failover): both replicas stop at
  * the same landmark, then swap roles by detaching and attaching the same
  * VM again in the other mode (see pause_start() and resume()).
+ * Re-protection: SNAPSHOT makes a live VM a primary again, its state
+ * captured for the new backup; SEED (instead of ROLE) builds the backup's
+ * VM from such a snapshot (snapshot.c, snapshot()).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +36,7 @@
 
 #include "ftvm.h"
 #include "ftdlink.h"
+#include "snapshot.h"
 #include "ft_ring.h"
 #include "guest.h"
 #include "workload.h"
@@ -378,6 +382,93 @@ static int resume(struct ftvm *v, struct pause_st *p, int sock, uint32_t role, u
 	return 0;
 }
 
+/* ---- re-protection: SNAPSHOT of the live VM ---- */
+
+static void snapshot_refuse(int sock, const char *why)
+{
+	struct ftd_vmm_msg m = { .type = FTD_VMM_SNAPSHOT_READY };
+	int r;
+
+	ftvm_log("SNAPSHOT refused: %s; going on live", why);
+	if ((r = ftd_link_send(sock, &m, -1)))
+		ftvm_log("SNAPSHOT_READY to ftd: %s", strerror(-r));
+}
+
+/*
+ * SNAPSHOT (daemon/ftd_vmm.h): stop the live VM at a landmark, capture it,
+ * attach it again in RECORD mode at exactly that state, answer
+ * SNAPSHOT_READY with the memfd and ATTACHED with the new ft fd, run on as
+ * the primary. Returns 0 or an exit code.
+ */
+static int snapshot(struct ftvm *v, struct pause_st *p, int sock, uint64_t *acked)
+{
+	struct ftd_vmm_msg m = { .type = FTD_VMM_SNAPSHOT_READY };
+	uint64_t t0 = ftvm_now_ns(), t_paused, t_cap, len;
+	int fd, r;
+
+	if (v->state != FTVM_LIVE || p->phase != PAUSE_NONE) {
+		snapshot_refuse(sock, v->state != FTVM_LIVE ? "the VM is not live" :
+				"a planned failover is under way");
+		return 0;
+	}
+	ftvm_devices_hold(v, true);
+	ftvm_vcpu_pause(v);
+	while (!ftvm_vcpu_paused(v)) {
+		if (__atomic_load_n(&v->stop_code, __ATOMIC_ACQUIRE) >= 0)
+			return 0;	/* the control loop reports it */
+		if (ftvm_now_ns() - t0 > PAUSE_BOUND_MS * 1000000ULL) {
+			ftvm_vcpu_resume(v);
+			ftvm_devices_hold(v, false);
+			snapshot_refuse(sock, "the vCPU did not stop at a landmark in time");
+			return 0;
+		}
+		usleep(100);
+	}
+	t_paused = ftvm_now_ns();
+	/* Live: every output made so far leaves now; the new log starts clean. */
+	ftvm_outq_release(v, 0);
+	fd = ftvm_snap_capture(v, &len);
+	if (fd < 0) {
+		ftvm_vcpu_resume(v);
+		ftvm_devices_hold(v, false);
+		snapshot_refuse(sock, "capturing the VM failed");
+		return 0;
+	}
+	t_cap = ftvm_now_ns();
+	if (ioctl(v->ft_fd, KVM_FT_DETACH))
+		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
+	munmap((void *)v->ft_map, v->ft_map_len);
+	close(v->ft_fd);
+	v->ft_fd = -1;
+	v->ft_map = NULL;
+	if (attach(v, KVM_FT_MODE_RECORD)) {
+		close(fd);
+		return FTVM_EXIT_SETUP;
+	}
+	ftvm_outq_swap(v);
+	v->state = FTVM_PRIMARY;
+	*acked = 0;
+	m.seq = len;
+	r = ftd_link_send(sock, &m, fd);
+	close(fd);
+	if (!r) {
+		m = (struct ftd_vmm_msg){ .type = FTD_VMM_ATTACHED };
+		r = ftd_link_send(sock, &m, v->ft_fd);
+	}
+	if (r) {
+		ftvm_log("SNAPSHOT_READY/ATTACHED to ftd: %s", strerror(-r));
+		return FTVM_EXIT_HALTED;
+	}
+	ftvm_devices_hold(v, false);
+	ftvm_vcpu_resume(v);
+	ftvm_log("SNAPSHOT: %llu bytes; stopped at a landmark in %llu us, captured in %llu us, "
+		 "the vCPU was paused %llu us; recording a new log, outputs wait for the backup",
+		 (unsigned long long)len, (unsigned long long)(t_paused - t0) / 1000,
+		 (unsigned long long)(t_cap - t_paused) / 1000,
+		 (unsigned long long)(ftvm_now_ns() - t_paused) / 1000);
+	return 0;
+}
+
 static void go_live(struct ftvm *v, uint64_t emitted_seq)
 {
 	if (v->state == FTVM_BACKUP) {
@@ -410,7 +501,7 @@ int main(int argc, char **argv)
 	bool have_seed = false;
 	struct ftd_vmm_msg m;
 	uint64_t acked = 0, next_log = ftvm_now_ns() + 10000000000ULL;
-	int c, sock = -1, sfd, r;
+	int c, sock = -1, sfd, r, seed_fd = -1;
 	sigset_t sigs;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -490,22 +581,35 @@ int main(int argc, char **argv)
 			ftvm_log("HELLO to ftd: %s", strerror(-r));
 			return FTVM_EXIT_SETUP;
 		}
-		r = ftd_link_recv(sock, &m);
+		r = ftd_link_recv(sock, &m, &seed_fd);
 		if (r > 0 && m.type == FTD_VMM_HALT) {
 			ftvm_log("HALT from ftd instead of a role (fenced by epoch %llu): not running",
 				 (unsigned long long)m.epoch);
 			return FTVM_EXIT_HALTED;
 		}
-		if (r <= 0 || m.type != FTD_VMM_ROLE) {
-			ftvm_log("waiting for ROLE: %s", r < 0 ? strerror(-r) : r == 0 ?
+		if (r <= 0 || (m.type != FTD_VMM_ROLE && m.type != FTD_VMM_SEED)) {
+			ftvm_log("waiting for ROLE or SEED: %s", r < 0 ? strerror(-r) : r == 0 ?
 				 "ftd closed the connection" : ftd_link_type_name(m.type));
 			return r == 0 ? FTVM_EXIT_HALTED : FTVM_EXIT_PROTOCOL;
 		}
-		ftvm_log("ROLE %s in epoch %llu", m.role == FTD_VMM_ROLE_PRIMARY ? "primary" : "backup",
+		ftvm_log("%s %s in epoch %llu", ftd_link_type_name(m.type),
+			 m.role == FTD_VMM_ROLE_PRIMARY ? "primary" : "backup",
 			 (unsigned long long)m.epoch);
 		v->state = m.role == FTD_VMM_ROLE_PRIMARY ? FTVM_PRIMARY : FTVM_BACKUP;
-		if (build_vm(v) || attach(v, v->state == FTVM_PRIMARY ? KVM_FT_MODE_RECORD :
-					  KVM_FT_MODE_REPLAY))
+		if (build_vm(v))
+			return FTVM_EXIT_SETUP;
+		/* SEED: the backup of a live VM, from its snapshot. */
+		if (seed_fd >= 0) {
+			uint64_t t0 = ftvm_now_ns();
+
+			r = ftvm_snap_restore(v, seed_fd, m.seq);
+			close(seed_fd);
+			if (r)
+				return FTVM_EXIT_SETUP;
+			ftvm_log("SEED: the VM was built from the snapshot in %llu us",
+				 (unsigned long long)(ftvm_now_ns() - t0) / 1000);
+		}
+		if (attach(v, v->state == FTVM_PRIMARY ? KVM_FT_MODE_RECORD : KVM_FT_MODE_REPLAY))
 			return FTVM_EXIT_SETUP;
 		if (v->state == FTVM_BACKUP && ((r = ftvm_rlog_map(v)) || (r = ftvm_rlog_start(v)))) {
 			ftvm_log("reading the replay ring: %s", strerror(-r));
@@ -554,7 +658,7 @@ int main(int argc, char **argv)
 		if (p[0].revents && read(v->out.efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 			ftvm_log("eventfd read: %s", strerror(errno));
 		if (sock >= 0 && p[2].revents) {
-			r = ftd_link_recv(sock, &m);
+			r = ftd_link_recv(sock, &m, NULL);
 			if (r <= 0) {
 				if (r < 0)
 					ftvm_log("from ftd: %s", r == -EPROTO ?
@@ -585,6 +689,11 @@ int main(int argc, char **argv)
 					break;
 				case FTD_VMM_RESUME:
 					r = resume(v, &pause, sock, m.role, &acked);
+					if (r)
+						finish(v, r);
+					break;
+				case FTD_VMM_SNAPSHOT:
+					r = snapshot(v, &pause, sock, &acked);
 					if (r)
 						finish(v, r);
 					break;

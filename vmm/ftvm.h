@@ -33,7 +33,7 @@
 enum {
 	FTVM_EXIT_OK		= 0,	/* --outputs reached, or SIGINT/SIGTERM */
 	FTVM_EXIT_USAGE		= 1,
-	FTVM_EXIT_SETUP		= 2,	/* /dev/kvm, /dev/kvm_ft, ftd socket, attach */
+	FTVM_EXIT_SETUP		= 2,	/* /dev/kvm, /dev/kvm_ft, ftd socket, attach, bad snapshot */
 	FTVM_EXIT_HALTED	= 3,	/* HALT from ftd, or ftd lost before going live */
 	FTVM_EXIT_VM		= 4,	/* the VM stopped: guest error, divergence, ring error */
 	FTVM_EXIT_PROTOCOL	= 5,	/* ftd broke the protocol */

@@ -203,7 +203,8 @@ static void park(struct ftvm *v)
 }
 
 /*
- * Primary, right after a PIO exit was handled: with the devices held and
+ * Primary, right after a PIO exit was handled (a live VM for SNAPSHOT:
+ * after any exit): with the devices held and
  * the module's queue empty, complete the exit without entering the guest
  * (KVM completes a user-space PIO at the start of KVM_RUN, before it
  * looks at immediate_exit: an IN's record is appended then) and park.
@@ -254,9 +255,16 @@ static void *vcpu_main(void *arg)
 			run->immediate_exit = 0;
 			if (e == EINTR || e == EAGAIN) {
 				v->eintr++;
-				/* The backup is kicked once it replayed the pause point. */
-				if (v->ft_mode == KVM_FT_MODE_REPLAY && pause_requested(v))
+				if (!pause_requested(v))
+					continue;
+				/* A live VM stops for a snapshot as the primary does. */
+				if (v->state == FTVM_LIVE) {
+					if (pause_primary(v))
+						return NULL;
+				} else if (v->ft_mode == KVM_FT_MODE_REPLAY) {
+					/* The backup is kicked once it replayed the pause point. */
 					park(v);
+				}
 				continue;
 			}
 			if (e == EIO && v->ft_fd >= 0)
@@ -286,6 +294,9 @@ static void *vcpu_main(void *arg)
 					  run->exit_reason, (unsigned long long)vcpu_rip(v->vm));
 			return NULL;
 		}
+		/* SNAPSHOT of a live VM: after any complete exit (pause_primary()). */
+		if (v->state == FTVM_LIVE && pause_requested(v) && pause_primary(v))
+			return NULL;
 	}
 }
 
