@@ -253,7 +253,8 @@ void ft_svm_inject_irq(struct kvm_vcpu *vcpu, u32 vector);
 void ft_probe_kvm_entry(void *data, struct kvm_vcpu *vcpu,
 			bool force_immediate_exit);
 u64 ft_svm_linear_rip(struct kvm_vcpu *vcpu);
-bool ft_svm_pos_clean(struct kvm_vcpu *vcpu);
+bool ft_svm_pos_clean(struct kvm_vcpu *vcpu, bool shadow_ok);
+void ft_svm_pos_end_shadow(struct kvm_vcpu *vcpu);
 bool ft_svm_guest_debugs(struct kvm_vcpu *vcpu);
 void ft_svm_pos_state(struct kvm_vcpu *vcpu, struct kvm_ft_rec_position *p);
 void ft_svm_pos_arm(struct kvm_vcpu *vcpu, u64 rip, bool step_over);

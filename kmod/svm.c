@@ -251,20 +251,33 @@ bool ft_svm_guest_debugs(struct kvm_vcpu *vcpu)
  * After an exit, before the next entry: the guest is between two
  * instructions and KVM injects nothing at the next entry, so the state is
  * one the backup's breakpoint can stop at: no event being delivered or
- * queued, no interrupt shadow, no single-step, no debug registers in use.
+ * queued, no interrupt shadow (unless @shadow_ok), no single-step, no
+ * debug registers in use.
  */
-bool ft_svm_pos_clean(struct kvm_vcpu *vcpu)
+bool ft_svm_pos_clean(struct kvm_vcpu *vcpu, bool shadow_ok)
 {
 	struct vcpu_svm *svm = to_svm(vcpu);
 	struct vmcb *vmcb = svm->vmcb01.ptr;
 
 	return !is_guest_mode(vcpu) && gif(svm) &&
 	       !(vmcb->control.exit_int_info & SVM_EXITINTINFO_VALID) &&
-	       !(vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK) &&
+	       (shadow_ok || !(vmcb->control.int_state & SVM_INTERRUPT_SHADOW_MASK)) &&
 	       !(vmcb->save.rflags & X86_EFLAGS_TF) &&
 	       !vcpu->arch.interrupt.injected && !vcpu->arch.nmi_injected &&
 	       !vcpu->arch.exception.injected && !vcpu->arch.exception.pending &&
 	       !ft_svm_guest_debugs(vcpu);
+}
+
+/*
+ * A position reached inside an STI shadow: the primary logged it with none
+ * (it never logs one in a shadow), so the backup drops it too: the same
+ * state, and the landmark's IRQ can be taken here as it was there.
+ */
+void ft_svm_pos_end_shadow(struct kvm_vcpu *vcpu)
+{
+	struct vmcb *vmcb = to_svm(vcpu)->vmcb01.ptr;
+
+	vmcb->control.int_state &= ~SVM_INTERRUPT_SHADOW_MASK;
 }
 
 /* The state a POSITION names: the same on both sides at the same point. */

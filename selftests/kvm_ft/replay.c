@@ -32,6 +32,7 @@
 #define P_ASYNC		(1U << 1)	/* IRQs and DMA from host threads, spin loops */
 #define P_OUTPUTS	(1U << 2)	/* B attached with KVM_FT_ATTACH_F_REPLAY_OUTPUTS */
 #define P_STRINGS	(1U << 3)	/* emulated accesses at every turn, strings 1 in 3 of them */
+#define P_POS		(1U << 4)	/* A attached with position_us (POSITION landmarks) */
 
 /* The guest's program and what it output, in guest memory. */
 static struct gprog {
@@ -245,7 +246,8 @@ static void record(int dev, uint64_t gseed, uint64_t hseed, uint64_t nops, unsig
 	res->vm = vm_create(&o, guest_mix, NULL);
 	set_prog(res->vm, gseed, nops, mmio);
 	vm_seed(res->vm, hseed);
-	fd = ft_attach_digest(dev, res->vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0, 0);
+	fd = ft_attach_pos(dev, res->vm->vm_fd, KVM_FT_MODE_RECORD, 0, 0, 0,
+			   mmio & P_POS ? KVM_FT_POSITION_US_SUGGESTED : 0);
 	KT_ASSERT(fd >= 0, "attach RECORD: %s", strerror(-fd));
 	r = ft_ring_map(&ring, fd);
 	KT_ASSERT(!r, "map: %s", strerror(-r));
@@ -456,7 +458,10 @@ FIXTURE_TEARDOWN(replay)
  * identical guest memory, registers and output stream (KVM_FT_SEED=n runs
  * only seed n). Three seeds in four also take IRQs and DMA queued by host
  * threads at random times and run exit-free loops; B gets them from the log
- * only, at the same landmarks. Every other seed attaches B with
+ * only, at the same landmarks; two of those three record with POSITION
+ * landmarks (position_us, KVM_FT_POSITION_US_SUGGESTED), so IRQs and DMA
+ * also arrive in the middle of exit-free loops, and B must find every
+ * position again. Every other seed attaches B with
  * KVM_FT_ATTACH_F_REPLAY_OUTPUTS: B's VMM then sees exactly A's outputs.
  */
 TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
@@ -464,7 +469,7 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 	const char *env = getenv("KVM_FT_SEED"), *n = getenv("KVM_FT_SEEDS");
 	int nseeds = env && *env ? 1 : n && *n ? atoi(n) : NSEEDS;
 	uint64_t base = kt_seed("replay.identical_state_random_seeds");
-	uint64_t total = 0, nintr = 0, ndma = 0, nmr = 0, nmw = 0, nsin = 0, nsout = 0;
+	uint64_t total = 0, nintr = 0, ndma = 0, npos = 0, nmr = 0, nmw = 0, nsin = 0, nsout = 0;
 	double trec = 0, trep = 0;
 
 	for (int i = 0; i < nseeds; i++) {
@@ -475,10 +480,13 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		struct recs rs = {};
 		struct rp w;
 
-		printf("# seed %llu (KVM_FT_SEED=%llu)\n", (unsigned long long)seed,
-		       (unsigned long long)seed);
+		/* Two async seeds in three with POSITION landmarks (position_us). */
+		unsigned int fl = (seed % 4 ? P_ASYNC : 0) | (seed % 2 ? P_OUTPUTS : 0) |
+				  (seed % 4 && seed % 3 ? P_POS : 0);
+
+		printf("# seed %llu (KVM_FT_SEED=%llu)%s\n", (unsigned long long)seed,
+		       (unsigned long long)seed, fl & P_POS ? " positions on" : "");
 		fflush(stdout);
-		unsigned int fl = (seed % 4 ? P_ASYNC : 0) | (seed % 2 ? P_OUTPUTS : 0);
 		struct kvm_ft_stats st;
 
 		double t0 = kt_now(), t1;
@@ -495,6 +503,17 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		ASSERT_EQ(VM_GET_GLOBAL(a.vm, guest_irq.count), st.rec_count[KVM_FT_REC_INTR]);
 		nintr += st.rec_count[KVM_FT_REC_INTR];
 		ndma += st.rec_count[KVM_FT_REC_DMA];
+		/* B found every position A logged (each one a landmark it replayed). */
+		{
+			uint64_t logged = 0;
+
+			for (size_t k = 0; k + 1 < rs.n; k++)
+				logged += recs_at(&rs, k)->type == KVM_FT_REC_POSITION;
+			ASSERT_EQ(logged, st.positions);
+			if (!(fl & P_POS))
+				ASSERT_EQ(0, logged);
+		}
+		npos += st.positions;
 		nmr += st.rec_count[KVM_FT_REC_MMIO_READ];
 		nmw += st.rec_count[KVM_FT_REC_MMIO_WRITE];
 		for (size_t k = 0; k < rs.n; k++) {
@@ -510,14 +529,15 @@ TEST_F_TIMEOUT(replay, identical_state_random_seeds, 240)
 		free(s.buf);
 		recs_free(&rs);
 	}
-	printf("# %d seeds, %llu records replayed, %llu of them INTR, %llu DMA\n", nseeds,
-	       (unsigned long long)total, (unsigned long long)nintr, (unsigned long long)ndma);
+	printf("# %d seeds, %llu records replayed, %llu of them INTR, %llu DMA, %llu POSITION\n",
+	       nseeds, (unsigned long long)total, (unsigned long long)nintr,
+	       (unsigned long long)ndma, (unsigned long long)npos);
 	printf("# %llu MMIO reads, %llu MMIO writes, %llu string IN chunks, %llu OUTSB elements\n",
 	       (unsigned long long)nmr, (unsigned long long)nmw, (unsigned long long)nsin,
 	       (unsigned long long)nsout);
 	printf("# recording took %.1f s, replaying %.1f s\n", trec, trep);
 	if (nseeds >= NSEEDS)
-		ASSERT_TRUE(nintr > 0 && ndma > 0 && nmr > 0 && nmw > 0 && nsin > 0 && nsout > 0);
+		ASSERT_TRUE(nintr > 0 && ndma > 0 && npos > 0 && nmr > 0 && nmw > 0 && nsin > 0 && nsout > 0);
 	fflush(stdout);
 }
 

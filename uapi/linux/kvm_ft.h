@@ -239,7 +239,9 @@
  *   kvm_ft_stats.kicks). At that exit, if the guest is at a point a backup
  *   can find again (between two instructions, no event being delivered or
  *   queued, no interrupt shadow, RFLAGS.TF clear, no debug registers in
- *   use, not at a REP string instruction) and an input applies there (a
+ *   use, not at a REP string instruction, not right after POP SS or MOV SS,
+ *   whose shadow would hide the backup's breakpoint) and an input
+ *   applies there (a
  *   DMA, or an IRQ first in the queue with RFLAGS.IF set), a POSITION
  *   record is logged: landmark = previous + 1, flags 0, the RIP, RFLAGS
  *   (RF cleared), CR3 and the 16 GPRs. It is a landmark: the queued inputs
@@ -254,8 +256,9 @@
  *   its RIP (DR0 and the VMCB's DR7, #DB intercepted; the guest sees
  *   neither, and a guest that uses debug registers or single-steps is
  *   KVM_FT_ERR_UNSUPPORTED while a position is armed). At each hit whose
- *   registers (the record's fields) equal the record's and that is not in
- *   an interrupt shadow, the position is reached: landmark L + 1, and its
+ *   registers (the record's fields) equal the record's, the position is
+ *   reached (a hit in an STI's interrupt shadow too: the backup then
+ *   clears the shadow, as the primary logged none): landmark L + 1, and its
  *   INTR/DMA records apply there. Other hits step over the instruction
  *   (RFLAGS.RF). A synchronous exit before it is KVM_FT_ERR_DIVERGENCE,
  *   reason TYPE (expected = the POSITION); so is a POSITION not followed by
