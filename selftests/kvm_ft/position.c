@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * POSITION landmarks: without them an exit-free guest gets no interrupt;
- * with them (KVM_FT_ATTACH position_us) a backup finds each position again
- * with a breakpoint and ends in the same state where registers and memory
- * repeat, and a loop whose registers repeat while memory changes is
- * reported, not silently replayed wrong.
+ * POSITION landmarks: a guest that never exits still gets the interrupts
+ * and DMA queued for it within the bound (KVM_FT_ATTACH position_us), and a
+ * backup finds each position again with a breakpoint and ends in the same
+ * state; a loop whose registers repeat shows where that can go wrong;
+ * mutated POSITION records are always reported.
  */
 #include <sched.h>
 #include "ft_test.h"
@@ -148,6 +148,13 @@ static void *feeder_fn(void *arg)
 	return NULL;
 }
 
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* ---- record and replay ---- */
 
 struct run {
@@ -213,6 +220,8 @@ enum pmut {
 	P_DUP,		/* duplicated, renumbered */
 	P_COUNT,
 };
+
+static const char *const pmut_name[] = { "none", "rip", "gpr", "landmark", "drop", "duplicate" };
 
 /*
  * Records 0 .. n-2 of @rs (not the DONE ucall); record @i gets mutation @m;
@@ -294,6 +303,43 @@ static void run_free(struct run *r)
 	vm_free(r->vm);
 }
 
+/*
+ * The guest's own log of the interrupts it took (vector, interrupted RIP)
+ * against A's INTR records: 0 if they are the same sequence, else prints
+ * the first difference and returns 1.
+ */
+static int irqs_match_log(struct kvm_vm *vm, const struct recs *rs)
+{
+	const struct guest_irq_state *g = vm_gpa2hva(vm, (uint64_t)(uintptr_t)&guest_irq,
+						     sizeof(guest_irq));
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct kvm_ft_rec_intr *in = (const void *)recs_at(rs, i);
+
+		if (in->hdr.type != KVM_FT_REC_INTR)
+			continue;
+		if (n < g->count && n < GUEST_IRQ_LOG &&
+		    (g->rip_log[n] != in->rip || g->vector_log[n] != in->vector)) {
+			printf("# interrupt %llu: guest took vector %u at %#llx, INTR record seq %llu says %u at %#llx\n",
+			       (unsigned long long)n, g->vector_log[n],
+			       (unsigned long long)g->rip_log[n], (unsigned long long)in->hdr.seq,
+			       in->vector, (unsigned long long)in->rip);
+			return 1;
+		}
+		n++;
+	}
+	if (n != g->count) {
+		printf("# the guest took %llu interrupts, the log has %llu INTR records; guest's last: vector %u at %#llx\n",
+		       (unsigned long long)g->count, (unsigned long long)n,
+		       g->count && g->count <= GUEST_IRQ_LOG ? g->vector_log[g->count - 1] : 0,
+		       (unsigned long long)(g->count && g->count <= GUEST_IRQ_LOG ?
+					    g->rip_log[g->count - 1] : 0));
+		return 1;
+	}
+	return 0;
+}
+
 /* POSITION records of A, and the landmark before each INTR/DMA: a position? */
 static size_t count_positions(const struct recs *rs, size_t *inputs_at_pos, size_t *inputs)
 {
@@ -366,6 +412,77 @@ FIXTURE_TEARDOWN(position)
 /* Host-side allowance on top of the bound: timer, kick and polling latency
  * of a nested TCG guest on a shared machine (the figures are printed). */
 #define SLACK_S		0.250
+
+/*
+ * Proves: a guest that never exits for 0.4 s gets every interrupt the host
+ * queues (none lost), each within the bound plus the kick latency, and the
+ * DMA too, all at POSITION landmarks.
+ */
+TEST_F_TIMEOUT(position, spin_bounded, 120)
+{
+	uint64_t seed = kt_seed("position.spin_bounded");
+	struct feeder f = { .rng = seed | 1, .min_us = 500, .max_us = 3000, .run_s = 0.4,
+			    .irqs = true, .dmas = true };
+	size_t npos, at_pos, inputs;
+	struct run a;
+
+	record_run(self->dev, guest_spin, ~0ULL >> 1, BOUND_US, &f, &a);
+	npos = count_positions(&a.rs, &at_pos, &inputs);
+	qsort(f.delay, f.ndelay, sizeof(double), cmp_d);
+	printf("# A: %llu loop iterations, %d IRQs delivered (%d lost), %d DMA, %zu positions, %llu kicks, %llu exits\n",
+	       (unsigned long long)VM_GET_GLOBAL(a.vm, pg.iters), f.ndelay, f.lost, f.ndma, npos,
+	       (unsigned long long)a.st.kicks, (unsigned long long)a.st.exits);
+	if (f.ndelay)
+		printf("# delivery delay (queue -> handler ran, host clock): median %.0f us, p99 %.0f us, max %.0f us (bound %u us)\n",
+		       1e6 * f.delay[f.ndelay / 2], 1e6 * f.delay[f.ndelay * 99 / 100],
+		       1e6 * f.delay[f.ndelay - 1], BOUND_US);
+	fflush(stdout);
+	ASSERT_EQ(0, f.lost);
+	ASSERT_GE(f.ndelay, 5);
+	ASSERT_LE(f.delay[f.ndelay - 1], BOUND_US * 1e-6 + SLACK_S);
+	ASSERT_EQ(a.st.positions, npos);
+	ASSERT_GE(npos, 5);
+	/* The loop never exits: every input came at a position. */
+	ASSERT_EQ(inputs, at_pos);
+	/* Every interrupt the guest took is an INTR record, in order, at its RIP. */
+	ASSERT_EQ(0, irqs_match_log(a.vm, &a.rs));
+	ASSERT_EQ(VM_GET_GLOBAL(a.vm, guest_irq.count), a.st.rec_count[KVM_FT_REC_INTR]);
+	run_free(&a);
+}
+
+/*
+ * Proves: B replays an exit-free run with IRQs and DMA at positions to A's
+ * identical registers, memory and output, finding every position. The run
+ * is short: B takes one exit per pass over a position's RIP (on the test
+ * bed each costs about as much as the 512 mixes of an iteration of A).
+ */
+TEST_F_TIMEOUT(position, spin_replayed, 300)
+{
+	uint64_t seed = kt_seed("position.spin_replayed");
+	struct feeder f = { .rng = seed | 1, .min_us = 500, .max_us = 2000, .run_s = 0.03,
+			    .irqs = true, .dmas = true };
+	uint64_t max_iters = (uint64_t)(0.3 * loop_rate(self->dev)) + 1;	/* a bound: ~0.3 s */
+	struct stream s;
+	struct run a, b;
+	double t0, ta;
+
+	t0 = kt_now();
+	record_run(self->dev, guest_spin, max_iters, BOUND_US, &f, &a);
+	ta = kt_now() - t0;
+	stream_build(&s, &a.rs, P_NONE, 0, NULL);
+	t0 = kt_now();
+	replay_run(self->dev, guest_spin, max_iters, &s, &b);
+	printf("# A: %llu iterations in %.2f s, %llu positions, %d IRQs, %d DMA; B: replayed in %.2f s, %llu positions found with %llu breakpoint hits\n",
+	       (unsigned long long)VM_GET_GLOBAL(a.vm, pg.iters), ta,
+	       (unsigned long long)a.st.positions, f.ndelay, f.ndma, kt_now() - t0,
+	       (unsigned long long)b.st.positions, (unsigned long long)b.st.kicks);
+	fflush(stdout);
+	ASSERT_GE(a.st.positions, 1);
+	assert_same(_metadata, &a, &b);
+	free(s.buf);
+	run_free(&b);
+	run_free(&a);
+}
 
 /*
  * Proves: positions off (the default), an exit-free guest gets no
@@ -448,6 +565,114 @@ TEST_F_TIMEOUT(position, memory_only_loop_detected, 120)
 	/* The counter output differs, or an INTR lands where it cannot. */
 	ASSERT_TRUE(b.div.reason == KVM_FT_DIV_DATA || b.div.reason == KVM_FT_DIV_BLOCKED ||
 		    b.div.reason == KVM_FT_DIV_RIP);
+	free(s.buf);
+	run_free(&b);
+	run_free(&a);
+}
+
+/*
+ * Proves: every mutation of a POSITION record (its RIP, a register, its
+ * landmark; dropped; duplicated) stops B with a report, never a hang (the
+ * guest's loop is bounded) and never a clean run.
+ */
+TEST_F_TIMEOUT(position, mutations_always_detected, 240)
+{
+	uint64_t seed = kt_seed("position.mutations_always_detected"), rng = seed | 1;
+	struct feeder f = { .rng = seed | 3, .min_us = 1000, .max_us = 3000, .run_s = 0,
+			    .irqs = true, .dmas = true };
+	size_t targets[4096], nt = 0;
+	int counts[P_COUNT] = {};
+	uint64_t max_iters = (uint64_t)(0.06 * loop_rate(self->dev)) + 1;	/* about 60 ms */
+	struct run a;
+
+	f.run_s = 0.03;
+	record_run(self->dev, guest_spin, max_iters, BOUND_US, &f, &a);
+	for (size_t i = 0; i + 1 < a.rs.n && nt < 4096; i++)
+		if (recs_at(&a.rs, i)->type == KVM_FT_REC_POSITION)
+			targets[nt++] = i;
+	printf("# %llu iterations, %zu records, %zu positions\n", (unsigned long long)max_iters,
+	       a.rs.n, nt);
+	fflush(stdout);
+	ASSERT_GE(nt, 2);
+	for (int t = 0; t < 2 * (P_COUNT - 1); t++) {
+		enum pmut m = (enum pmut)(1 + t % (P_COUNT - 1));
+		size_t i = targets[kt_rand(&rng) % nt];
+		struct stream s;
+		struct run b;
+
+		stream_build(&s, &a.rs, m, i, &rng);
+		replay_run(self->dev, guest_spin, max_iters, &s, &b);
+		if (!b.div.error || b.r != -EIO)
+			printf("# not detected: %s of record %zu (seq %llu): error %u, run %lld\n",
+			       pmut_name[m], i, (unsigned long long)recs_at(&a.rs, i)->seq,
+			       b.div.error, (long long)b.r);
+		else
+			printf("# %s of record %zu: error %u reason %u seq %llu\n", pmut_name[m], i,
+			       b.div.error, b.div.reason, (unsigned long long)b.div.seq);
+		fflush(stdout);
+		ASSERT_EQ(-EIO, b.r);
+		ASSERT_NE(0, b.div.error);
+		if (m == P_LANDMARK) {
+			ASSERT_EQ(KVM_FT_ERR_BAD_RECORD, b.div.error);
+			ASSERT_EQ(KVM_FT_DIV_LANDMARK, b.div.reason);
+		}
+		counts[m]++;
+		free(s.buf);
+		run_free(&b);
+	}
+	for (int m = 1; m < P_COUNT; m++)
+		printf("# %s: %d detected\n", pmut_name[m], counts[m]);
+	fflush(stdout);
+	run_free(&a);
+}
+
+/*
+ * Proves: a position B never reaches (its RIP moved to code guest_spin never
+ * runs) is reported at the guest's next synchronous exit, precisely: a
+ * DIVERGENCE of type at the POSITION's seq, expected = the POSITION and its
+ * RIP, actual = the exit the guest made instead (the OUT after its loop,
+ * which max_iters bounds): never a hang, never a silent run.
+ */
+TEST_F_TIMEOUT(position, never_reached_reported, 120)
+{
+	uint64_t seed = kt_seed("position.never_reached_reported");
+	struct feeder f = { .rng = seed | 1, .min_us = 500, .max_us = 2000, .run_s = 0.03,
+			    .irqs = true, .dmas = true };
+	uint64_t max_iters = (uint64_t)(0.1 * loop_rate(self->dev)) + 1;
+	uint64_t nowhere = (uint64_t)(uintptr_t)guest_counter, seq = 0;
+	struct stream s;
+	struct run a, b;
+
+	record_run(self->dev, guest_spin, max_iters, BOUND_US, &f, &a);
+	ASSERT_GE(a.st.positions, 1);
+	stream_build(&s, &a.rs, P_NONE, 0, NULL);
+	for (size_t off = 0; off < s.len; off += ((struct kvm_ft_rec *)(s.buf + off))->len) {
+		struct kvm_ft_rec_position *p = (void *)(s.buf + off);
+
+		if (p->hdr.type == KVM_FT_REC_POSITION) {
+			p->rip = nowhere;
+			seq = p->hdr.seq;
+			break;
+		}
+	}
+	ASSERT_NE(0, seq);
+	replay_run(self->dev, guest_spin, max_iters, &s, &b);
+	printf("# position seq %llu moved to %#llx: error %u reason %u seq %llu, expected type %u rip %#llx, actual type %u rip %#llx port %#llx; %llu breakpoint hits\n",
+	       (unsigned long long)seq, (unsigned long long)nowhere, b.div.error, b.div.reason,
+	       (unsigned long long)b.div.seq, b.div.expected.type,
+	       (unsigned long long)b.div.expected.rip, b.div.actual.type,
+	       (unsigned long long)b.div.actual.rip, (unsigned long long)b.div.actual.addr,
+	       (unsigned long long)b.st.kicks);
+	fflush(stdout);
+	ASSERT_EQ(-EIO, b.r);
+	ASSERT_EQ(KVM_FT_ERR_DIVERGENCE, b.div.error);
+	ASSERT_EQ(KVM_FT_DIV_TYPE, b.div.reason);
+	ASSERT_EQ(seq, b.div.seq);
+	ASSERT_EQ(KVM_FT_REC_POSITION, b.div.expected.type);
+	ASSERT_EQ(nowhere, b.div.expected.rip);
+	ASSERT_EQ(KVM_FT_REC_PIO_OUT, b.div.actual.type);
+	ASSERT_EQ(OUTPUT_PORT, b.div.actual.addr);
+	ASSERT_EQ(0, b.st.positions);
 	free(s.buf);
 	run_free(&b);
 	run_free(&a);
