@@ -23,6 +23,8 @@
  *                         (the output rule), in order.
  *   VMM -> ftd  EMITTED   seq = every output whose record seq <= seq has left
  *                         this host. ftd forwards the value to the peer.
+ *                         It grows strictly on one attachment: a repeat
+ *                         can cross RESUME and land on the new log.
  *   ftd -> VMM  GO_LIVE   the module is in KVM_FT_MODE_LIVE (ftd drained the
  *                         received log and called KVM_FT_SET_MODE), epoch =
  *                         the epoch this host won; seq = the highest EMITTED

@@ -725,10 +725,17 @@ int main(int argc, char **argv)
 			top = pause.at;
 			pause.all_emitted = true;
 		}
-		if (top && sock >= 0 && v->state == FTVM_PRIMARY) {
+		/*
+		 * EMITTED only ever grows on one attachment: a paused primary
+		 * whose last output is its PAUSED seq would otherwise say it
+		 * twice, and the second could reach ftd after RESUME, on the
+		 * new log, where it breaks the output rule.
+		 */
+		if (top > v->out.told && sock >= 0 && v->state == FTVM_PRIMARY) {
 			m = (struct ftd_vmm_msg){ .type = FTD_VMM_EMITTED, .seq = top };
 			if ((r = ftd_link_send(sock, &m, -1)))
 				ftvm_log("EMITTED to ftd: %s", strerror(-r));
+			v->out.told = top;
 		}
 		if (ftvm_now_ns() >= next_log) {
 			/* A killed primary prints no statistics: say it as it goes. */

@@ -70,6 +70,7 @@ struct ftvm_outq {
 	bool out_sync;			/* out_fd takes fsync */
 	uint64_t emitted, last_n;	/* outputs written; n of the last one */
 	uint64_t emitted_seq;		/* highest seq written (EMITTED) */
+	uint64_t told;			/* highest EMITTED sent to ftd on this attachment */
 	uint64_t dropped, dropped_max_seq;	/* backup: kept outputs dropped */
 	/* Exit -> written, microseconds: released by ACKED (the output rule), else. */
 	struct ftvm_hist delay, delay_live;
@@ -201,8 +202,9 @@ uint64_t ftvm_outq_release(struct ftvm *v, uint64_t acked);
 void ftvm_outq_go_live(struct ftvm *v, uint64_t emitted_seq, uint64_t next_seq);
 size_t ftvm_outq_len(struct ftvm *v);
 /*
- * Control thread, role swap (RESUME with the other role): a new log starts
- * at seq 1. Forgets every kept or held output and the emitted seq; returns
+ * Control thread, a new attachment (RESUME with the other role, SNAPSHOT):
+ * a new log starts at seq 1. Forgets every kept or held output, the emitted
+ * seq and the last EMITTED told to ftd; returns
  * how many were forgotten (the new primary's kept outputs were all emitted
  * by the old one; the old primary has none left once ftd saw EMITTED).
  */

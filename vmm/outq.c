@@ -243,7 +243,7 @@ size_t ftvm_outq_swap(struct ftvm *v)
 	pthread_mutex_lock(&o->lock);
 	n = o->len;
 	o->head = o->len = 0;
-	o->emitted_seq = 0;
+	o->emitted_seq = o->told = 0;
 	o->dropped = o->dropped_max_seq = 0;
 	pthread_mutex_unlock(&o->lock);
 	return n;

@@ -31,8 +31,10 @@ cleanup() {
 }
 trap cleanup EXIT
 show() { [ -e "$1" ] && sed "s|^|# ${1##*/}: |" "$1"; }
+# The driver's log last: a CI log shows only its tail.
+show_all() { for f in ftvma.log ftvmb.log drv.log; do show $W/$f; done; }
 give_up() {
-	for f in drv.log ftvma.log ftvmb.log; do show $W/$f; done
+	show_all
 	echo "1..$n"
 	exit 1
 }
@@ -105,5 +107,5 @@ echo "# A's guest: timer irqs, dma irqs, dma blocks checked: $g"
 set -- $g
 point "the guest took timer and DMA interrupts and checked DMA blocks" \
 	[ "${1:-0}" -gt 0 -a "${2:-0}" -gt 0 -a "${3:-0}" -gt 0 ]
-[ "$failed" = 0 ] || for f in drv.log ftvma.log ftvmb.log; do show $W/$f; done
+[ "$failed" = 0 ] || show_all
 tap_done

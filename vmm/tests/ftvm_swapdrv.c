@@ -14,8 +14,10 @@
  * PAUSE to the primary, copy its log up to the PAUSED seq S, PAUSE(S) to
  * the backup, its PAUSED must say S; wait for EMITTED >= S from the primary;
  * RESUME each with the other role; ATTACHED with the new fds (the old fds
- * are closed only afterwards, as ftd drains the old ring). Prints one line
- * per swap with the pause and swap times; then serves until either ftvm
+ * are closed only afterwards, as ftd drains the old ring). EMITTED must
+ * grow strictly on one attachment (a repeat could arrive after RESUME, on
+ * the new log, where ftd would take it for a broken output rule). Prints
+ * one line per swap with the pause and swap times; then serves until either ftvm
  * closes its socket. Exit 0 if all swaps were made, 1 otherwise.
  */
 #include <errno.h>
@@ -72,9 +74,15 @@ static int listen_on(const char *path)
 	return fd;
 }
 
+/* 0, or -1 when the peer is gone (the test stops the ftvm at the end). */
+static int try_send(struct peer *p, const struct ftd_vmm_msg *m)
+{
+	return send(p->sock, m, sizeof(*m), MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
+}
+
 static void send_msg(struct peer *p, const struct ftd_vmm_msg *m)
 {
-	if (send(p->sock, m, sizeof(*m), MSG_NOSIGNAL) != sizeof(*m))
+	if (try_send(p, m))
 		die("send to %s", p->name);
 }
 
@@ -125,8 +133,11 @@ static struct ftd_vmm_msg expect(struct peer *p, uint32_t type, int *fd, uint64_
 
 static uint64_t acked;
 
-/* Copy the primary's new records to the backup, acknowledge them. */
-static void pump(struct peer *pri, struct peer *bak)
+/*
+ * Copy the primary's new records to the backup, acknowledge them. -1 if the
+ * primary is gone: the caller decides whether that is a failure.
+ */
+static int pump(struct peer *pri, struct peer *bak)
 {
 	const struct kvm_ft_rec *r;
 	uint64_t last = acked;
@@ -144,8 +155,9 @@ static void pump(struct peer *pri, struct peer *bak)
 
 		acked = last;
 		__atomic_store_n(&pri->ring.cons->acked_seq, last, __ATOMIC_RELEASE);
-		send_msg(pri, &m);
+		return try_send(pri, &m);
 	}
+	return 0;
 }
 
 static struct peer *pump_pri, *pump_bak;
@@ -160,7 +172,11 @@ static int serve(uint64_t ms, struct peer *p, uint32_t want, struct ftd_vmm_msg 
 		struct pollfd pf[2] = { { .fd = ps[0]->sock, .events = POLLIN },
 					{ .fd = ps[1]->sock, .events = POLLIN } };
 
-		pump(pump_pri, pump_bak);
+		if (pump(pump_pri, pump_bak)) {
+			printf("swapdrv: %s is gone\n", pump_pri->name);
+			fflush(stdout);
+			return -1;
+		}
 		poll(pf, 2, 1);
 		for (int i = 0; i < 2; i++) {
 			struct ftd_vmm_msg m;
@@ -174,8 +190,14 @@ static int serve(uint64_t ms, struct peer *p, uint32_t want, struct ftd_vmm_msg 
 				return -1;
 			}
 			if (m.type == FTD_VMM_EMITTED && ps[i]->role == FTD_VMM_ROLE_PRIMARY) {
-				if (m.seq > ps[i]->emitted)
-					ps[i]->emitted = m.seq;
+				/* A repeat could come after RESUME, on the new log. */
+				if (m.seq <= ps[i]->emitted) {
+					printf("swapdrv: FAIL EMITTED %llu from %s after %llu: not increasing\n",
+					       (unsigned long long)m.seq, ps[i]->name,
+					       (unsigned long long)ps[i]->emitted);
+					exit(1);
+				}
+				ps[i]->emitted = m.seq;
 			} else if (m.type == FTD_VMM_ATTACHED && ps[i]->want_attach && f >= 0) {
 				/* Either may answer RESUME first. */
 				ps[i]->fd = f;
@@ -261,7 +283,8 @@ int main(int argc, char **argv)
 		send_msg(pri, &m);
 		m = expect(pri, FTD_VMM_PAUSED, &fd, 10000);
 		s = m.seq;
-		pump(pri, bak);
+		if (pump(pri, bak))
+			die("ACKED to %s", pri->name);
 		if (acked != s) {
 			char e[64];
 
