@@ -16,7 +16,11 @@
  *     KVM_FT_QUEUE_ASYNC at random times into a recording guest that exits
  *     at every iteration, and into one that spins ~1 ms between exits;
  *     median/p99/max in microseconds (queue to the first exit after
- *     delivery, as the VMM sees it) and in guest exits.
+ *     delivery, as the VMM sees it) and in guest exits;
+ *  6. the same for a guest that never exits, with POSITION landmarks
+ *     (position_us 1000): the delay (queue to the guest's handler, polled in
+ *     guest memory) and in exits (the kicks), then the replay of that log:
+ *     replay/record speed and the breakpoint (#DB) exits the backup took.
  *
  * Sizes can be changed with KVM_FT_BENCH_SCALE (default 1.0).
  */
@@ -214,23 +218,80 @@ static void *golive_fn(void *p)
 	return NULL;
 }
 
+/* B's replay ring (mapped), filled from A's log. */
+struct replay_ring {
+	struct kvm_ft_info info;
+	void *map;
+	uint64_t end;
+};
+
+/*
+ * Map @fb's replay ring and copy every record of @ring but the last (A's
+ * DONE ucall, which B runs live) into it; @g is set up to go live there.
+ */
+static void replay_fill(struct replay_ring *rr, int fb, struct ft_ring *ring, struct golive *g)
+{
+	const struct kvm_ft_rec *rec, *last = NULL;
+	uint8_t *data;
+
+	KT_ASSERT(!ioctl(fb, KVM_FT_GET_INFO, &rr->info), "info");
+	g->st = mmap(NULL, rr->info.page_size, PROT_READ, MAP_SHARED, fb,
+		     KVM_FT_MMAP_REPLAY_STATUS_OFF);
+	rr->map = mmap(NULL, rr->info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fb,
+		       KVM_FT_MMAP_REPLAY_RING_OFF);
+	KT_ASSERT(g->st != MAP_FAILED && rr->map != MAP_FAILED, "map replay ring");
+	data = (uint8_t *)rr->map + rr->info.page_size;
+	rr->end = 0;
+	/* The 16 MiB rings never wrap here. */
+	while ((rec = ft_ring_next(ring))) {
+		if (last) {
+			KT_ASSERT(rr->end + last->len <= rr->info.data_size, "replay ring too small");
+			memcpy(data + rr->end, last, last->len);
+			rr->end += last->len;
+		}
+		last = rec;
+	}
+	KT_ASSERT(!ring->error, "ring: %s", ring->error);
+	__atomic_store_n(&((struct kvm_ft_replay_producer *)rr->map)->producer, rr->end,
+			 __ATOMIC_RELEASE);
+	g->fd = fb;
+	g->end = rr->end;
+}
+
+static void replay_unmap(struct replay_ring *rr, struct golive *g)
+{
+	munmap(rr->map, rr->info.producer_len);
+	munmap((void *)g->st, rr->info.page_size);
+}
+
+/* Run B (replaying) to its DONE ucall, going live at the end of the log. */
+static double replay_run(struct kvm_vm *b, struct golive *g)
+{
+	struct ucall uc;
+	pthread_t th;
+	double t0;
+
+	KT_ASSERT(!pthread_create(&th, NULL, golive_fn, g), "pthread_create");
+	t0 = kt_now();
+	vcpu_run_expect(b, UCALL_DONE, &uc);
+	t0 = kt_now() - t0;
+	__atomic_store_n(&g->stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	return t0;
+}
+
 static void replay_speed(uint64_t n)
 {
 	struct vm_opts o = { 0 };
 	struct kvm_vm *a = vm_create(&o, guest_replayable, (void *)(uintptr_t)n);
 	struct kvm_vm *b = vm_create(&o, guest_replayable, (void *)(uintptr_t)n);
-	const struct kvm_ft_rec *rec, *last = NULL;
 	struct kvm_ft_stats sa, sb;
-	struct kvm_ft_info info;
+	struct replay_ring rr;
 	struct golive g = { 0 };
 	struct ft_ring ring;
 	struct ucall uc;
-	uint8_t *data;
-	void *map;
-	pthread_t th;
 	double t0, trec, trep;
 	int dev = ft_open(), fa, fb;
-	uint64_t pos = 0;
 
 	KT_ASSERT(dev >= 0, "open /dev/kvm_ft");
 	fa = ft_attach(dev, a->vm_fd, KVM_FT_MODE_RECORD, 0, 24);
@@ -242,31 +303,8 @@ static void replay_speed(uint64_t n)
 	vcpu_run_expect(a, UCALL_DONE, &uc);
 	trec = kt_now() - t0;
 
-	KT_ASSERT(!ioctl(fb, KVM_FT_GET_INFO, &info), "info");
-	g.st = mmap(NULL, info.page_size, PROT_READ, MAP_SHARED, fb, KVM_FT_MMAP_REPLAY_STATUS_OFF);
-	map = mmap(NULL, info.producer_len, PROT_READ | PROT_WRITE, MAP_SHARED, fb,
-		   KVM_FT_MMAP_REPLAY_RING_OFF);
-	KT_ASSERT(g.st != MAP_FAILED && map != MAP_FAILED, "map replay ring");
-	data = (uint8_t *)map + info.page_size;
-	/* Everything but the final DONE ucall; the 16 MiB rings never wrap here. */
-	while ((rec = ft_ring_next(&ring))) {
-		if (last) {
-			KT_ASSERT(pos + last->len <= info.data_size, "replay ring too small");
-			memcpy(data + pos, last, last->len);
-			pos += last->len;
-		}
-		last = rec;
-	}
-	KT_ASSERT(!ring.error, "ring: %s", ring.error);
-	__atomic_store_n(&((struct kvm_ft_replay_producer *)map)->producer, pos, __ATOMIC_RELEASE);
-	g.fd = fb;
-	g.end = pos;
-	KT_ASSERT(!pthread_create(&th, NULL, golive_fn, &g), "pthread_create");
-	t0 = kt_now();
-	vcpu_run_expect(b, UCALL_DONE, &uc);
-	trep = kt_now() - t0;
-	__atomic_store_n(&g.stop, true, __ATOMIC_RELEASE);
-	pthread_join(th, NULL);
+	replay_fill(&rr, fb, &ring, &g);
+	trep = replay_run(b, &g);
 	KT_ASSERT(!ioctl(fa, KVM_FT_GET_STATS, &sa) && !ioctl(fb, KVM_FT_GET_STATS, &sb), "stats");
 	KT_ASSERT(sb.sync_records + 1 == sa.sync_records, "replayed %llu of %llu records",
 		  (unsigned long long)sb.sync_records, (unsigned long long)sa.sync_records);
@@ -275,8 +313,7 @@ static void replay_speed(uint64_t n)
 	       "replay %.0f records/s, replay/record = %.3f, %llu replay waits\n", (unsigned long long)n,
 	       sa.sync_records / trec, sb.sync_records / trep, trec / trep,
 	       (unsigned long long)sb.ring_waits);
-	munmap(map, info.producer_len);
-	munmap((void *)g.st, info.page_size);
+	replay_unmap(&rr, &g);
 	ft_ring_unmap(&ring);
 	close(fa);
 	close(fb);
@@ -406,6 +443,122 @@ static void irq_delay(const char *name, uint64_t spin, unsigned int n)
 	vm_free(vm);
 }
 
+/*
+ * Exit-free guest for POSITION landmarks: 64 mixes unrolled per iteration
+ * (a backup's breakpoint hits once per iteration: the #DB cost), until
+ * the DMA that sets spin_stop.
+ */
+static volatile uint64_t spin_stop;
+
+static void guest_spin_free(void *arg)
+{
+	uint64_t h = 1;
+
+	sti();
+	for (uint64_t i = 0; !spin_stop; i++) {
+#pragma GCC unroll 64
+		for (int k = 0; k < 64; k++) {
+			h ^= i + (uint64_t)k;
+			h *= 0x9e3779b97f4a7c15ULL;
+			h ^= h >> 29;
+		}
+	}
+	cli();
+	outl(OUTPUT_PORT, (uint32_t)h);
+}
+
+/* Queues n IRQs into the spinning guest, times each by polling guest memory. */
+static void *pos_queue_fn(void *p)
+{
+	struct delay *d = p;
+	uint64_t rng = 0x7654321, one = 1;
+
+	for (unsigned int i = 0; i < d->n; i++) {
+		uint64_t c0 = *d->count;
+		double t0;
+
+		usleep(50 + (unsigned int)(kt_rand(&rng) % 500));
+		d->exits_q = ft_exits(d->fd);
+		t0 = kt_now();
+		KT_ASSERT(!vm_queue_async(d->vm, KVM_FT_ASYNC_IRQ, 0x50, 0, NULL, 0), "queue");
+		while (*d->count == c0) {
+			KT_ASSERT(kt_now() - t0 < 10, "interrupt %u not delivered in 10 s", i);
+			usleep(20);
+		}
+		d->us[d->done] = (kt_now() - t0) * 1e6;
+		d->exits[d->done++] = (double)(ft_exits(d->fd) - d->exits_q);
+	}
+	KT_ASSERT(!vm_queue_async(d->vm, KVM_FT_ASYNC_DMA, 0, (uint64_t)(uintptr_t)&spin_stop,
+				  &one, sizeof(one)), "queue the stop DMA");
+	return NULL;
+}
+
+/*
+ * The bound with positions on: delivery delay of IRQs queued into a guest
+ * that never exits (recorded with @pos_us), then the replay of that log on
+ * a second VM: its speed relative to the recording and the breakpoint
+ * exits (#DB) it took to find the positions.
+ */
+static void position_delay(uint32_t pos_us, unsigned int n)
+{
+	struct vm_opts o = { 0 };
+	struct kvm_vm *a = vm_create(&o, guest_spin_free, NULL);
+	struct kvm_vm *b = vm_create(&o, guest_spin_free, NULL);
+	struct delay d = { .vm = a, .n = n };
+	struct kvm_ft_stats sa, sb;
+	struct replay_ring rr;
+	struct golive g = { 0 };
+	struct ft_ring ring;
+	struct ucall uc;
+	pthread_t tq;
+	double t0, trec, trep;
+	int dev = ft_open(), fb;
+
+	KT_ASSERT(dev >= 0, "open /dev/kvm_ft");
+	d.fd = ft_attach_pos(dev, a->vm_fd, KVM_FT_MODE_RECORD, 0, 24, KVM_FT_DIGEST_OFF, pos_us);
+	fb = ft_attach_pos(dev, b->vm_fd, KVM_FT_MODE_REPLAY, 0, 24, KVM_FT_DIGEST_OFF, 0);
+	KT_ASSERT(d.fd >= 0 && fb >= 0, "attach");
+	KT_ASSERT(!ft_ring_map(&ring, d.fd), "map");
+	d.count = vm_gpa2hva(a, (uint64_t)(uintptr_t)&guest_irq.count, 8);
+	d.us = calloc(n, sizeof(double));
+	d.exits = calloc(n, sizeof(double));
+	KT_ASSERT(d.us && d.exits, "calloc");
+	vm_ft_async(a, d.fd, false);
+	vm_ft_async(b, fb, true);
+	KT_ASSERT(!pthread_create(&tq, NULL, pos_queue_fn, &d), "pthread_create");
+	t0 = kt_now();
+	vcpu_run_expect(a, UCALL_DONE, &uc);
+	trec = kt_now() - t0;
+	pthread_join(tq, NULL);
+	KT_ASSERT(d.done == n, "%u of %u interrupts measured", d.done, n);
+
+	replay_fill(&rr, fb, &ring, &g);
+	trep = replay_run(b, &g);
+	KT_ASSERT(!ioctl(d.fd, KVM_FT_GET_STATS, &sa) && !ioctl(fb, KVM_FT_GET_STATS, &sb), "stats");
+	KT_ASSERT(sb.positions == sa.positions, "B found %llu of %llu positions",
+		  (unsigned long long)sb.positions, (unsigned long long)sa.positions);
+	KT_ASSERT(!memcmp(a->mem, b->mem, a->mem_size), "replayed memory differs");
+	qsort(d.us, n, sizeof(double), cmp_double);
+	qsort(d.exits, n, sizeof(double), cmp_double);
+	printf("# bench: IRQ delay (guest never exits, position_us %u, %u IRQs): median %.0f us / %.0f exits, "
+	       "p99 %.0f us / %.0f exits, max %.0f us / %.0f exits; %llu positions, %llu kicks\n",
+	       pos_us, n, d.us[n / 2], d.exits[n / 2], d.us[n * 99 / 100], d.exits[n * 99 / 100],
+	       d.us[n - 1], d.exits[n - 1], (unsigned long long)sa.positions,
+	       (unsigned long long)sa.kicks);
+	printf("# bench: replay of that exit-free guest: record %.2f s, replay %.2f s, replay/record = %.3f, "
+	       "%llu breakpoint exits (#DB) for %llu positions\n", trec, trep, trec / trep,
+	       (unsigned long long)sb.kicks, (unsigned long long)sb.positions);
+	free(d.us);
+	free(d.exits);
+	replay_unmap(&rr, &g);
+	ft_ring_unmap(&ring);
+	close(d.fd);
+	close(fb);
+	close(dev);
+	vm_free(a);
+	vm_free(b);
+}
+
 int main(void)
 {
 	const char *env = getenv("KVM_FT_BENCH_SCALE");
@@ -445,5 +598,7 @@ int main(void)
 	/* No exit for ~1 ms: without a fallback the IRQ waits for the next exit. */
 	irq_delay("guest spins 300000 iterations between exits", 300000,
 		  (unsigned int)(100 * scale));
+	/* No exit at all: positions bound the delay (and cost the backup #DB exits). */
+	position_delay(KVM_FT_POSITION_US_SUGGESTED, (unsigned int)(100 * scale));
 	return 0;
 }

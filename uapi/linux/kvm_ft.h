@@ -249,7 +249,10 @@
  *   at least one of them (kvm_ft_stats.positions counts them). Otherwise
  *   the next kick tries again. Bound: an input is applied within
  *   position_us plus the kick latency after it was queued, or at the first
- *   landmark before that (IRQs: with IF set).
+ *   landmark before that (IRQs: with IF set); a refused position adds
+ *   position_us per retry. Off by default: the backup pays one exit per
+ *   pass over the position's RIP since the previous landmark, unbounded
+ *   for a tight loop (kmod/README, Bound, has the figures).
  *
  *   Replay: after landmark L (and its asynchronous records), a POSITION
  *   next is consumed and the vCPU runs with an instruction breakpoint at
