@@ -265,9 +265,11 @@
  *   INTR/DMA records apply there. Other hits step over the instruction
  *   (RFLAGS.RF). A synchronous exit before it is KVM_FT_ERR_DIVERGENCE,
  *   reason TYPE (expected = the POSITION); so is a POSITION not followed by
- *   an INTR or DMA record, and an asynchronous record at landmark 0. A
- *   position the guest never reaches again and no later exit is not
- *   reported (the backup runs on). Matching is by registers only: a loop
+ *   an INTR or DMA record, and an asynchronous record at landmark 0. The
+ *   report names the POSITION's seq and RIP (expected) and the exit the
+ *   guest made instead (actual). A position still armed when replay ends
+ *   (KVM_FT_SET_MODE LIVE, detach: a failover) is dropped: the backup runs
+ *   on live. Matching is by registers only: a loop
  *   whose registers repeat while memory changes can be stopped at another
  *   iteration than the primary's; that shows later as a divergence (an
  *   output, a digest), not silently (kmod/README, Positions).
