@@ -435,6 +435,8 @@ static int snapshot(struct ftvm *v, struct pause_st *p, int sock, uint64_t *acke
 		return 0;
 	}
 	t_cap = ftvm_now_ns();
+	/* A backup that went live still maps its old replay ring. */
+	ftvm_rlog_unmap(v);
 	if (ioctl(v->ft_fd, KVM_FT_DETACH))
 		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
 	munmap((void *)v->ft_map, v->ft_map_len);

@@ -7,11 +7,13 @@
  * into the backup's replay ring (the selftests' ring reader and replay
  * writer) and acknowledged (acked_seq in the consumer page, ACKED).
  *
- *   ftvm_syncdrv SOCK_A SOCK_B LIVE_MS
+ *   ftvm_syncdrv SOCK_A SOCK_B LIVE_MS primary|backup
  *
- * A (SOCK_A) starts as a primary without a backup: ROLE PRIMARY, then at
- * once KVM_FT_SET_MODE LIVE and GO_LIVE, as ftd does when it lost its
- * backup. After LIVE_MS it re-protects A three times, each time with a new
+ * A (SOCK_A) starts without a peer in the given role, then at once
+ * KVM_FT_SET_MODE LIVE and GO_LIVE, as ftd does when the other one was
+ * lost: a primary that lost its backup (its VM was attached in RECORD), or
+ * a backup that went live before any record came (attached in REPLAY).
+ * After LIVE_MS it re-protects A three times, each time with a new
  * ftvm connecting on SOCK_B (the test starts them one after the other):
  *   1. the snapshot corrupted (one byte flipped in a copy): the new ftvm
  *      must refuse it and exit; A goes live again (SET_MODE LIVE, GO_LIVE);
@@ -315,10 +317,12 @@ int main(int argc, char **argv)
 	uint64_t seed, live_ms, epoch = 1, t_dig, n_dig = 0;
 	struct ftd_vmm_msg m;
 	int la, lb, fd;
+	uint32_t a_role;
 
-	if (argc != 4)
-		die("usage: ftvm_syncdrv SOCK_A SOCK_B LIVE_MS");
+	if (argc != 5 || (strcmp(argv[4], "primary") && strcmp(argv[4], "backup")))
+		die("usage: ftvm_syncdrv SOCK_A SOCK_B LIVE_MS primary|backup");
 	live_ms = strtoull(argv[3], NULL, 0);
+	a_role = strcmp(argv[4], "primary") ? FTD_VMM_ROLE_BACKUP : FTD_VMM_ROLE_PRIMARY;
 	seed = kt_seed("ftvm_syncdrv");
 	la = listen_on(argv[1]);
 	lb = listen_on(argv[2]);
@@ -329,12 +333,12 @@ int main(int argc, char **argv)
 		die("accept A: %s", strerror(errno));
 	if (recv_msg(&pa, &m, &fd) != 1 || m.type != FTD_VMM_HELLO)
 		die("no HELLO from A");
-	m = (struct ftd_vmm_msg){ .type = FTD_VMM_ROLE, .role = FTD_VMM_ROLE_PRIMARY, .epoch = epoch };
+	m = (struct ftd_vmm_msg){ .type = FTD_VMM_ROLE, .role = a_role, .epoch = epoch };
 	send_msg(&pa, &m, -1);
 	if (recv_msg(&pa, &m, &pa.fd) != 1 || m.type != FTD_VMM_ATTACHED || pa.fd < 0)
 		die("no ATTACHED with an fd from A");
 	a_live(epoch);
-	say("A is live alone in epoch %llu", (unsigned long long)epoch);
+	say("A is live alone in epoch %llu (it was the %s)", (unsigned long long)epoch, argv[4]);
 	serve(live_ms, NULL, 0, &m, &fd);
 
 	for (int k = 0; k < 3; k++) {
