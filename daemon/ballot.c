@@ -134,6 +134,16 @@ static void child(struct ft_ballot *b, uint64_t epoch, bool handover, int wfd)
 	struct answer a = { 0 };
 	struct ft_arb *arb;
 
+	/*
+	 * Forked without exec: drop every descriptor of ftd's but the answer
+	 * pipe. A socket held here (the channel, the VMM's, the control socket,
+	 * a listening port) would stay open after ftd closes it, for as long as
+	 * this process lives (a hung disk: until the kernel lets it die), so
+	 * the peer or the VMM would see no EOF and a port could not be bound again.
+	 */
+	if (wfd > 3)
+		close_range(3, (unsigned int)wfd - 1, 0);
+	close_range((unsigned int)wfd + 1, ~0U, 0);
 	a.ret = ft_arb_open(b->disk, b->node_id, &arb);
 	if (!a.ret) {
 		a.ret = ft_arb_ballot_once(arb, epoch, &a.winner);
