@@ -664,8 +664,13 @@ int ft_chan_set_ring(struct ft_chan *c, struct ft_ring *ring, int notify_fd, boo
 	c->cfg.ring_notify_eventfd = notify_eventfd;
 	ring_positions(c);
 	/* The next session starts from the ring: the backup's first ACK says where. */
-	if (c->up)
+	if (c->up) {
+		ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = c->up->peer, .epoch = c->cfg.epoch,
+							  .reason = "ring-attached" },
+		       "channel: the ring is attached; the heartbeat-only session ends so that the next one "
+		       "starts from the ring's positions");
 		chan_drop(c->up);
+	}
 	return watch_notify(c);
 }
 
