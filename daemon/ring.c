@@ -100,23 +100,34 @@ int ft_rec_check(const void *buf, size_t avail, uint64_t seq, const char **why)
 	return (int)h.len;
 }
 
-int ft_ring_format(int fd, unsigned int order)
+/* The fields the log ring's producer page and the replay status page share. */
+#define RING_HEADER(m, order) \
+	.magic = (m), .api_version = KVM_FT_API_VERSION, .ring_order = (order), \
+	.data_size = 1ULL << (order), .next_seq = 1
+
+/* Empty the file and size it for the uapi layout of a ring of 2^order data bytes. */
+static int ring_file_size(int fd, unsigned int order)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	struct kvm_ft_ring_producer p = {
-		.magic = KVM_FT_RING_MAGIC,
-		.api_version = KVM_FT_API_VERSION,
-		.ring_order = order,
-		.data_size = 1ULL << order,
-		.next_seq = 1,
-	};
-	struct kvm_ft_ring_consumer c = { 0 };
 
 	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
 		return -EINVAL;
 	if (ftruncate(fd, 0) < 0 ||
 	    ftruncate(fd, KVM_FT_MMAP_PRODUCER_OFF + page + (1ULL << order)) < 0)
 		return -errno;
+	return 0;
+}
+
+int ft_ring_format(int fd, unsigned int order)
+{
+	struct kvm_ft_ring_producer p = {
+		RING_HEADER(KVM_FT_RING_MAGIC, order),
+	};
+	struct kvm_ft_ring_consumer c = { 0 };
+	int ret = ring_file_size(fd, order);
+
+	if (ret)
+		return ret;
 	if (pwrite(fd, &c, sizeof(c), KVM_FT_MMAP_CONSUMER_OFF) != sizeof(c) ||
 	    pwrite(fd, &p, sizeof(p), KVM_FT_MMAP_PRODUCER_OFF) != sizeof(p))
 		return -EIO;
@@ -242,20 +253,13 @@ int ft_ring_map_replay(struct ft_ring *r, int fd, uint64_t data_size)
 
 int ft_ring_format_replay(int fd, unsigned int order)
 {
-	long page = sysconf(_SC_PAGESIZE);
 	struct kvm_ft_replay_status st = {
-		.magic = KVM_FT_REPLAY_MAGIC,
-		.api_version = KVM_FT_API_VERSION,
-		.ring_order = order,
-		.data_size = 1ULL << order,
-		.next_seq = 1,
+		RING_HEADER(KVM_FT_REPLAY_MAGIC, order),
 	};
+	int ret = ring_file_size(fd, order);
 
-	if (order < KVM_FT_RING_ORDER_MIN || order > KVM_FT_RING_ORDER_MAX)
-		return -EINVAL;
-	if (ftruncate(fd, 0) < 0 ||
-	    ftruncate(fd, KVM_FT_MMAP_PRODUCER_OFF + page + (1ULL << order)) < 0)
-		return -errno;
+	if (ret)
+		return ret;
 	if (pwrite(fd, &st, sizeof(st), KVM_FT_MMAP_REPLAY_STATUS_OFF) != sizeof(st))
 		return -EIO;
 	return 0;

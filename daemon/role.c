@@ -16,17 +16,21 @@ struct row {
 #define TO_OTHER	((enum ft_role)-1)	/* primary <-> backup (from sm->from) */
 #define TO_FROM_AGAIN	((enum ft_role)-2)	/* back to sm->from, then the same event there */
 
-/* The whole machine. Order does not matter: (from, ev) pairs are unique. */
+#define ANY		((enum ft_role)0)	/* from: every role but HALTED (which absorbs all) */
+
+/* The whole machine. Order does not matter: (from, ev) pairs are unique, ANY included. */
 static const struct row table[] = {
+	/* A newer epoch exists: fenced. The local VM is gone: this node leaves the pair. */
+	{ ANY, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
+	{ ANY, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
+
 	{ FT_ROLE_PRIMARY, FT_EV_PEER_ALIVE, FT_ROLE_PRIMARY, 0 },
 	{ FT_ROLE_PRIMARY, FT_EV_PEER_DEAD, FT_ROLE_ARBITRATING,
 	  FT_ACT_HOLD_OUTPUTS | FT_ACT_BALLOT_NOW },
-	{ FT_ROLE_PRIMARY, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	{ FT_ROLE_BACKUP, FT_EV_PEER_ALIVE, FT_ROLE_BACKUP, 0 },
 	{ FT_ROLE_BACKUP, FT_EV_PEER_DEAD, FT_ROLE_ARBITRATING,
 	  FT_ACT_STOP_ACKING | FT_ACT_BALLOT_DELAYED },
-	{ FT_ROLE_BACKUP, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	/* The ballot decides even if the peer shows up again meanwhile. */
 	{ FT_ROLE_ARBITRATING, FT_EV_PEER_ALIVE, FT_ROLE_ARBITRATING, 0 },
@@ -34,23 +38,14 @@ static const struct row table[] = {
 	{ FT_ROLE_ARBITRATING, FT_EV_ARB_WON, FT_ROLE_LIVE_ALONE, FT_ACT_GO_LIVE },
 	{ FT_ROLE_ARBITRATING, FT_EV_ARB_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 	{ FT_ROLE_ARBITRATING, FT_EV_ARB_ERROR, FT_ROLE_ARBITRATING, FT_ACT_BALLOT_RETRY },
-	{ FT_ROLE_ARBITRATING, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	{ FT_ROLE_LIVE_ALONE, FT_EV_PEER_ALIVE, FT_ROLE_LIVE_ALONE, 0 },
 	{ FT_ROLE_LIVE_ALONE, FT_EV_PEER_DEAD, FT_ROLE_LIVE_ALONE, 0 },
 	{ FT_ROLE_LIVE_ALONE, FT_EV_SYNC_START, FT_ROLE_SYNCING, FT_ACT_SEED_BACKUP },
-	{ FT_ROLE_LIVE_ALONE, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	{ FT_ROLE_SYNCING, FT_EV_PEER_ALIVE, FT_ROLE_SYNCING, 0 },
 	{ FT_ROLE_SYNCING, FT_EV_SYNC_DONE, FT_ROLE_PRIMARY, FT_ACT_ADVANCE_EPOCH },
 	{ FT_ROLE_SYNCING, FT_EV_PEER_DEAD, FT_ROLE_LIVE_ALONE, 0 },
-	{ FT_ROLE_SYNCING, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
-
-	{ FT_ROLE_PRIMARY, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
-	{ FT_ROLE_BACKUP, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
-	{ FT_ROLE_ARBITRATING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
-	{ FT_ROLE_LIVE_ALONE, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
-	{ FT_ROLE_SYNCING, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	/* Planned failover. */
 	{ FT_ROLE_PRIMARY, FT_EV_FAILOVER, FT_ROLE_HANDOVER, FT_ACT_PAUSE_VM },
@@ -61,8 +56,6 @@ static const struct row table[] = {
 	{ FT_ROLE_HANDOVER, FT_EV_PEER_DEAD, TO_FROM_AGAIN, FT_ACT_RESUME_VM },
 	{ FT_ROLE_HANDOVER, FT_EV_ARB_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 	{ FT_ROLE_HANDOVER, FT_EV_ARB_ERROR, FT_ROLE_HANDOVER, FT_ACT_BALLOT_RETRY },
-	{ FT_ROLE_HANDOVER, FT_EV_STALE_EPOCH, FT_ROLE_HALTED, FT_ACT_HALT },
-	{ FT_ROLE_HANDOVER, FT_EV_VM_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 };
 
 void ft_role_init(struct ft_role_sm *sm, enum ft_role initial)
@@ -83,7 +76,7 @@ int ft_role_step(struct ft_role_sm *sm, enum ft_role_event ev, unsigned int *act
 		enum ft_role to = table[i].to;
 		unsigned int more = 0;
 
-		if (table[i].from != sm->role || table[i].ev != ev)
+		if ((table[i].from != sm->role && table[i].from != ANY) || table[i].ev != ev)
 			continue;
 		if (to == TO_FROM || to == TO_FROM_AGAIN)
 			to = sm->from;
