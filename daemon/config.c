@@ -205,6 +205,11 @@ static int set(struct ft_config *c, const char *k, const char *v, const char **h
 		if (ft_parse_duration_us(v, &n) || n < 100000 || n > 600000000)
 			return -EINVAL;
 		c->failover_timeout_us = n;
+	} else if (!strcmp(k, "go_live_timeout")) {
+		*hint = "100ms..600s";
+		if (ft_parse_duration_us(v, &n) || n < 100000 || n > 600000000)
+			return -EINVAL;
+		c->go_live_timeout_us = n;
 	} else if (!strcmp(k, "max_lag_records")) {
 		*hint = "16..16777216";
 		if (ft_parse_size(v, &n) || n < 16 || n > 16777216)
@@ -242,6 +247,7 @@ int ft_config_parse(const char *text, const char *name, struct ft_config *c, cha
 	c->epoch = 1;
 	c->heartbeat_us = 100000;
 	c->peer_timeout_us = 500000;
+	c->go_live_timeout_us = 10000000;
 	c->max_lag_records = 65536;
 	c->max_lag_bytes = 4u << 20;
 	c->log_level = LOG_INFO;

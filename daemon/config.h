@@ -26,6 +26,10 @@
  *                      PAUSE, the primary to get the last acks and EMITTED,
  *                      and the backup's disk step, before the failover is
  *                      abandoned (default 5s; 100ms..600s)
+ *   go_live_timeout    promotion of a backup: how long the module may replay
+ *                      nothing while records are left before ftd gives up
+ *                      and halts (going live without them would lose acked
+ *                      records; default 10s; 100ms..600s)
  *   max_lag_records    unacked records in flight (default 65536)
  *   max_lag_bytes      unacked bytes in flight (default 4M; K/M/G suffixes)
  *   vmm_socket         the VMM socket (ftd_vmm.h; ring = vm only), default
@@ -61,6 +65,7 @@ struct ft_config {
 	char shared_disk[PATH_MAX];
 	uint64_t epoch;
 	uint64_t heartbeat_us, peer_timeout_us, backup_delay_us, failover_timeout_us;
+	uint64_t go_live_timeout_us;
 	uint32_t max_lag_records;
 	uint64_t max_lag_bytes;
 	char status_socket[PATH_MAX];

@@ -70,6 +70,7 @@ struct ft_node {
 	int arb_last_err;
 	enum ft_chan_state chan_state;
 	bool peer_seen, peer_dead;
+	bool never_seen_logged;		/* backup: "no primary seen" said once */
 	uint64_t started_us, dead_at_us, stalled_at_us;
 	const char *arb_state;
 	bool arb_note_logged;
@@ -87,12 +88,12 @@ struct ft_node {
 	enum go_live go_live;
 	sd_event_source *go_live_timer, *vm_lost_defer;
 	uint64_t go_live_t0;
+	uint64_t go_live_cons, go_live_moved_us;	/* replay progress while going live */
 	const char *vm_lost_why;
 	uint64_t fence_epoch;		/* the epoch that fenced this node (HALT) */
 	struct ft_chan_cfg cc;		/* the channel to start once the ring is there */
 	char halt_why[200];
 	uint64_t chan_since_us;		/* the current channel's start (failure detection) */
-	bool fo_reattach;		/* swapped: the channel starts when the VMM re-attaches */
 	struct ft_fo fo;
 	sd_event_source *fo_timer;
 };
@@ -308,13 +309,43 @@ static uint64_t replay_left(const struct ft_node *n)
 	return *n->ring.wprod_pos - __atomic_load_n(n->ring.cons_pos, __ATOMIC_ACQUIRE);
 }
 
+/*
+ * The module must replay every stored record before the VM goes live: going
+ * live with records left would lose them, and the old primary may have
+ * released their outputs. A module that replays nothing for go_live_timeout
+ * while records are left is not going to: the node halts, the VM stays
+ * stopped, the records stay in the ring. Never two live: the old primary lost
+ * this epoch and halts too.
+ */
+static bool go_live_stuck(struct ft_node *n)
+{
+	uint64_t cons = __atomic_load_n(n->ring.cons_pos, __ATOMIC_ACQUIRE), now = ft_now_us();
+
+	if (!n->go_live_moved_us || cons != n->go_live_cons || !replay_left(n)) {
+		n->go_live_cons = cons;
+		n->go_live_moved_us = now;
+		return false;
+	}
+	if (now - n->go_live_moved_us < n->cfg.go_live_timeout_us)
+		return false;
+	ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "go-live-stalled",
+						 .role = ft_role_name(n->sm.role) },
+	       "go-live: the module replayed nothing for %llu ms with records left (replayed up to seq %llu, "
+	       "stored up to %llu): going live would lose them; halting, the VM stays stopped",
+	       (unsigned long long)(now - n->go_live_moved_us) / 1000,
+	       (unsigned long long)__atomic_load_n(&n->ring.rstat->next_seq, __ATOMIC_ACQUIRE) - 1,
+	       (unsigned long long)n->ring.wseq - 1);
+	halt_for(n, FT_EV_VM_LOST, 0, "go-live: the module stopped replaying before the log was consumed");
+	return true;
+}
+
 /* Backup promotion, one step per millisecond until done. */
 static int on_go_live(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct ft_node *n = ud;
 	struct ft_chan_stats st;
 
-	if (n->sm.role != FT_ROLE_LIVE_ALONE)
+	if (n->sm.role != FT_ROLE_LIVE_ALONE || go_live_stuck(n))
 		return 0;
 	if (n->go_live == GL_DRAIN_CHANNEL) {
 		/* Every record received is stored before the channel closes. */
@@ -376,6 +407,7 @@ static void go_live_start(struct ft_node *n)
 	 * ring, the module consumes all of it, then the VM goes live.
 	 */
 	n->go_live = GL_DRAIN_CHANNEL;
+	n->go_live_moved_us = 0;
 	sd_event_source_set_time(n->go_live_timer, ft_now_us());
 	sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_ONESHOT);
 }
@@ -454,12 +486,63 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 	changed(n);
 }
 
+/*
+ * After the peer died: compete for the disk, unless this node has no VM to
+ * run (ring = vm, none attached yet). Winning would then only fence the
+ * peer, which may be alive and running the VM; the peer's node wins
+ * uncontested instead. The ballot runs when a VM attaches (vmm_attached).
+ */
+static void peer_dead_compete(struct ft_node *n)
+{
+	if (n->vmm && !n->ring.map_cons && (n->sm.role == FT_ROLE_PRIMARY || n->sm.role == FT_ROLE_BACKUP)) {
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "no-vm",
+							     .role = ft_role_name(n->sm.role) },
+		       "not competing for the shared disk: no VM is attached, so there is nothing to run "
+		       "(the ballot runs if one attaches)");
+		return;
+	}
+	apply(n, FT_EV_PEER_DEAD);
+}
+
+/*
+ * No frame from the peer for peer_timeout, or none at all since this node
+ * started. A primary whose backup never answered is alone as after a peer
+ * death: it ballots and goes live alone. A backup that never saw its
+ * primary has no log to take over from: it does not compete, it waits.
+ */
+static void peer_silent(struct ft_node *n, uint64_t now, uint64_t silent_us)
+{
+	struct ft_log_fields f = { .peer = n->cfg.peer_str, .epoch = n->epoch,
+				   .reason = n->peer_seen ? "peer-timeout" : "peer-never-seen",
+				   .role = ft_role_name(n->sm.role) };
+
+	if (!n->peer_seen && n->sm.role == FT_ROLE_BACKUP) {
+		if (!n->never_seen_logged)
+			ft_log(LOG_WARNING, &f, "no primary (node %u) seen within %llu ms of start: a backup "
+			       "that never saw its primary does not compete for the disk; waiting for it",
+			       3 - n->cfg.node_id, (unsigned long long)silent_us / 1000);
+		n->never_seen_logged = true;
+		return;
+	}
+	n->peer_dead = true;
+	n->dead_at_us = now;
+	if (n->peer_seen)
+		ft_log(LOG_WARNING, &f, "peer node %u declared dead: no heartbeat, log or ack for %llu ms "
+		       "(timeout %llu ms)", 3 - n->cfg.node_id, (unsigned long long)silent_us / 1000,
+		       (unsigned long long)n->cfg.peer_timeout_us / 1000);
+	else
+		ft_log(LOG_WARNING, &f, "peer node %u declared dead: never answered in the %llu ms since "
+		       "this node started (timeout %llu ms)", 3 - n->cfg.node_id,
+		       (unsigned long long)silent_us / 1000, (unsigned long long)n->cfg.peer_timeout_us / 1000);
+	peer_dead_compete(n);
+}
+
 /* Fires at last_rx + peer_timeout; re-arms itself while traffic flows. */
 static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct ft_node *n = ud;
 	struct ft_chan_stats st;
-	uint64_t now = ft_now_us(), deadline;
+	uint64_t now = ft_now_us(), deadline, since;
 
 	(void)usec;
 	if (!n->chan) {
@@ -476,28 +559,17 @@ static int on_detect(sd_event_source *s, uint64_t usec, void *ud)
 	 */
 	if (st.stalled)
 		n->stalled_at_us = now;
-	/* a channel started for a new epoch gives its peer a full timeout too */
+	/* a channel started (at start, or for a new epoch) gives its peer a full timeout too */
 	if (n->chan_since_us > n->stalled_at_us)
 		n->stalled_at_us = n->chan_since_us;
-	deadline = (st.last_rx_us > n->stalled_at_us ? st.last_rx_us : n->stalled_at_us) +
-		   n->cfg.peer_timeout_us;
+	since = st.last_rx_us > n->stalled_at_us ? st.last_rx_us : n->stalled_at_us;
+	deadline = since + n->cfg.peer_timeout_us;
 	/* swapping: the old session ends on purpose, the new one starts next */
 	if (n->fo.step == FO_LINGER)
 		deadline = now + n->cfg.peer_timeout_us;
-	if (n->peer_seen && !n->peer_dead && now >= deadline) {
-		n->peer_dead = true;
-		n->dead_at_us = now;
-		ft_log(LOG_WARNING, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
-							     .reason = "peer-timeout",
-							     .role = ft_role_name(n->sm.role) },
-		       "peer node %u declared dead: no heartbeat, log or ack for %llu ms (timeout %llu ms)",
-		       3 - n->cfg.node_id,
-		       (unsigned long long)(now - (st.last_rx_us > n->stalled_at_us ? st.last_rx_us :
-						   n->stalled_at_us)) / 1000,
-		       (unsigned long long)n->cfg.peer_timeout_us / 1000);
-		apply(n, FT_EV_PEER_DEAD);
-	}
-	if (!n->peer_seen || n->peer_dead || now >= deadline)
+	if (!n->peer_dead && now >= deadline)
+		peer_silent(n, now, now - since);
+	if (n->peer_dead || now >= deadline)
 		deadline = now + n->cfg.heartbeat_us;
 	sd_event_source_set_time(s, deadline);
 	return 0;
@@ -618,6 +690,7 @@ static int start_channel(struct ft_node *n, char *err, size_t errlen)
 	};
 	int ret;
 
+	n->chan_since_us = ft_now_us();
 	n->cc.ring = n->ring.map_cons ? &n->ring : NULL;
 	n->cc.epoch = n->epoch;
 	n->cc.role = n->sm.role;
@@ -656,7 +729,7 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	bool primary = info->mode == KVM_FT_MODE_RECORD;
 	int ret;
 
-	if ((!n->chan && !n->fo_reattach) || n->ring.map_cons) {
+	if (!n->chan || n->ring.map_cons) {
 		snprintf(why, whylen, n->chan ? "a ring is attached already" : "this node is %s now",
 			 ft_role_name(n->sm.role));
 		return -EBUSY;
@@ -674,20 +747,6 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	n->vm_mode = info->mode;
 	n->vm_file = info->flags & FT_VMM_INFO_F_FILE;
 	/* The kernel's ft fd wakes the sender (edge-triggered); a ring file is polled. */
-	if (n->fo_reattach) {
-		/* after a swap: the channel of the new epoch starts with the ring */
-		n->cc.ring_notify_fd = primary && !n->vm_file ? fd : 0;
-		n->fo_reattach = false;
-		ret = fo_channel(n, why, whylen);
-		if (ret) {
-			/* refused: the VMM connection closes, the VM is lost, the node halts */
-			ft_ring_unmap(&n->ring);
-			n->ring_fd = -1;
-			return ret;
-		}
-		changed(n);
-		return 0;
-	}
 	ret = ft_chan_set_ring(n->chan, &n->ring, primary && !n->vm_file ? fd : 0, false);
 	if (ret) {
 		snprintf(why, whylen, "the channel cannot take the ring: %s", strerror(-ret));
@@ -695,6 +754,9 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 		n->ring_fd = -1;
 		return ret;
 	}
+	/* the peer died while there was nothing to run: there is now */
+	if (n->peer_dead && (n->sm.role == FT_ROLE_PRIMARY || n->sm.role == FT_ROLE_BACKUP))
+		peer_dead_compete(n);
 	changed(n);
 	return 0;
 }
@@ -767,11 +829,16 @@ static void fo_abandon(struct ft_node *n, const char *why)
 /*
  * The roles swapped: the old channel and ring go (the VMM detaches), RESUME
  * asks the VMM to re-attach in the new mode, and the channel of the new
- * epoch starts in the other direction when it has (vmm_attached ->
- * fo_channel): from its first session it carries the new log from seq 1.
+ * epoch starts at once in the other direction, heartbeats only, as at
+ * start: failure detection does not wait for either VMM. When the VMM has
+ * re-attached (vmm_attached -> ft_chan_set_ring) the channel carries the new
+ * log from seq 1.
  */
-static void fo_restart(struct ft_node *n)
+static int fo_restart(struct ft_node *n)
 {
+	char err[200];
+	int ret;
+
 	ft_chan_free(n->chan);
 	n->chan = NULL;
 	if (n->ring.map_cons)
@@ -783,19 +850,19 @@ static void fo_restart(struct ft_node *n)
 	n->vm_mode = 0;
 	n->peer_emitted = 0;
 	n->bw_t = 0;
-	n->fo_reattach = true;
+	ret = fo_channel(n, err, sizeof(err));
 	ft_vmm_send(n->vmm, FTD_VMM_RESUME, 0, n->epoch,
 		    n->sm.role == FT_ROLE_PRIMARY ? FTD_VMM_ROLE_PRIMARY : FTD_VMM_ROLE_BACKUP);
+	return ret;
 }
 
-/* The channel of the new epoch, with the re-attached ring. */
+/* The channel of the new epoch (the ring follows when the VMM re-attaches). */
 static int fo_channel(struct ft_node *n, char *err, size_t errlen)
 {
 	bool sender = n->sm.role == FT_ROLE_PRIMARY;
 	int ret = 0;
 
 	n->stalled_at_us = 0;
-	n->chan_since_us = ft_now_us();
 	n->cc.sender = sender;
 	if (!sender) {
 		n->cc.listen_fd = listen_on(&n->cfg, err, errlen);
@@ -808,7 +875,6 @@ static int fo_channel(struct ft_node *n, char *err, size_t errlen)
 	if (n->cc.listen_fd >= 0)
 		close(n->cc.listen_fd);	/* start_channel failed before taking it */
 	n->cc.listen_fd = -1;
-	n->cc.ring_notify_fd = 0;
 	if (ret)
 		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-channel",
 							 .err = -ret },
@@ -818,13 +884,17 @@ static int fo_channel(struct ft_node *n, char *err, size_t errlen)
 
 static void fo_swapped(struct ft_node *n, const char *how)
 {
+	int ret;
+
 	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "failover-swapped",
 						    .role = ft_role_name(n->sm.role) },
 	       "planned failover done in %llu ms: %s at seq %llu; now %s in epoch %llu, the VM re-attaches "
 	       "and the log restarts at seq 1", (unsigned long long)(ft_now_us() - n->fo.t0_us) / 1000,
 	       how, (unsigned long long)n->fo.seq, ft_role_name(n->sm.role), (unsigned long long)n->epoch);
-	fo_restart(n);
+	ret = fo_restart(n);
 	fo_result(n, true, NULL);
+	if (ret)
+		halt_for(n, FT_EV_VM_LOST, 0, "planned failover: the channel of the new epoch cannot start");
 }
 
 /* Backup: the primary asked to hand over at S (peer HANDOVER). Take it or refuse. */
@@ -1205,6 +1275,16 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	cc->max_unacked_records = cfg->max_lag_records;
 	cc->max_unacked_bytes = cfg->max_lag_bytes;
 	cc->heartbeat_us = cfg->heartbeat_us;
+	/*
+	 * The dialer retries at least 8 times per peer_timeout (50 ms..2 s): a
+	 * peer that is back (a restart, the new backup after a planned swap) gets
+	 * its session long before the detector would call it dead.
+	 */
+	cc->backoff_max_us = cfg->peer_timeout_us / 8;
+	if (cc->backoff_max_us < 50000)
+		cc->backoff_max_us = 50000;
+	if (cc->backoff_max_us > 2000000)
+		cc->backoff_max_us = 2000000;
 	if (!cc->sender && protecting) {
 		cc->listen_fd = listen_on(cfg, err, errlen);
 		if (cc->listen_fd < 0) {
@@ -1353,7 +1433,7 @@ void ft_node_status(struct ft_node *n, FILE *o)
 	fprintf(o, "epoch=%llu\npeer=%s\n", (unsigned long long)n->epoch, n->cfg.peer_str);
 	fprintf(o, "peer_node=%u\nchannel=%s\n", 3 - n->cfg.node_id,
 		n->chan ? ft_chan_state_name(st.state) : "closed");
-	fprintf(o, "peer_state=%s\n", !n->peer_seen ? "never-seen" : n->peer_dead ? "dead" : "alive");
+	fprintf(o, "peer_state=%s\n", n->peer_dead ? "dead" : !n->peer_seen ? "never-seen" : "alive");
 	if (n->peer_dead)
 		fprintf(o, "peer_dead_ms=%llu\n", (unsigned long long)(now - n->dead_at_us) / 1000);
 	if (st.last_rx_us)
@@ -1414,7 +1494,7 @@ const char *ft_node_status_line(struct ft_node *n, char *buf, size_t len)
 			 n->go_live ? go_live_names[n->go_live] : "");
 	snprintf(buf, len, "%s, epoch %llu; peer %s %s; log %llu, acked %llu (lag %llu records, %llu ms)%s%s%s",
 		 ft_role_name(n->sm.role), (unsigned long long)n->epoch, n->cfg.peer_str,
-		 !n->peer_seen ? "not seen yet" : n->peer_dead ? "DEAD" :
+		 n->peer_dead ? "DEAD" : !n->peer_seen ? "not seen yet" :
 		 st.state == FT_CHAN_UP ? "up" : "reconnecting",
 		 (unsigned long long)st.head_seq, (unsigned long long)st.acked_seq,
 		 (unsigned long long)st.unacked_records, (unsigned long long)st.lag_us / 1000,

@@ -20,6 +20,9 @@ check_golden() {	# check_golden NAME < output
 }
 
 setup ""
+# node 1 runs alone for a while: a long peer_timeout keeps it a primary that
+# has not seen its backup yet (after peer_timeout alone it would ballot)
+echo "peer_timeout = 10s" >>"$work/n1.conf"
 out=$(FTD_SOCKET=$work/n1.sock "$FTCTL" 2>&1); rc=$?
 [ $rc -eq 2 ] && [[ $out == *"ftd is not running"* ]]
 ok $? "no ftd: exit 2, '$out'"
@@ -88,10 +91,10 @@ ok $? "events: dump includes the session start"
 FTD_SOCKET=$work/n1.sock "$FTCTL" events --json | python3 -c '
 import json, sys; [json.loads(l) for l in sys.stdin]' 2>/dev/null
 ok $? "events --json: one JSON object per line"
-timeout 3 env FTD_SOCKET=$work/n1.sock "$FTCTL" events --follow >"$work/follow" &
+timeout 3 env FTD_SOCKET=$work/n2.sock "$FTCTL" events --follow >"$work/follow" &
 fpid=$!
 sleep 0.3
-kill -STOP "$pid2"; sleep 0.8; kill -CONT "$pid2"
+kill -STOP "$pid1"; sleep 0.8; kill -CONT "$pid1"
 wait "$fpid"
 grep -q "declared dead" "$work/follow"
 ok $? "events --follow streams a new event as it happens"

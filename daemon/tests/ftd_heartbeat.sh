@@ -68,4 +68,38 @@ dead=$(cat "$work/n1.log" "$work/n2.log" | grep -c "declared dead")
 ok $((dead != 0)) "no 'declared dead' during the stall ($dead)"
 [ "$(st 1 window_full)" -gt 0 ]
 ok $? "the primary's window filled ($(st 1 window_full) times) instead of buffering"
+cleanup; trap - EXIT; pids=()
+
+# The dialer retries often enough for the detector: a peer port that accepts
+# and closes at once (no session) sees the primary's attempts at most
+# peer_timeout/8 apart (backoff capped), never the 2 s of the channel's
+# default backoff that outlasts a short peer_timeout (a peer back within the
+# timeout, e.g. the new backup after a planned swap, was declared dead).
+setup "peer_timeout = 800ms"
+python3 - "$p2" 4 >"$work/accepts" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+s.settimeout(0.1)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+        print(int(time.monotonic() * 1000), flush=True)
+        c.close()
+    except socket.timeout:
+        pass
+PY
+lpid=$!
+pids+=($lpid)
+for _ in $(seq 100); do ss -ltn | grep -q ":$p2 " && break; sleep 0.05; done
+start 1
+wait "$lpid"
+gaps=$(awk 'NR > 1 && $1 - first > 1000 { g = $1 - prev; if (g > max) max = g } NR == 1 { first = $1 }
+	    { prev = $1 } END { print NR, max + 0 }' "$work/accepts")
+echo "# redial: $gaps (attempts in 4 s, longest gap in ms after the first second)"
+[ "${gaps% *}" -ge 10 ] && [ "${gaps#* }" -le 400 ]
+ok $? "the primary redials at least every peer_timeout/2 (800 ms timeout): ${gaps% *} attempts, longest gap ${gaps#* } ms"
 finish

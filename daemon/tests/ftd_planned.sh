@@ -13,29 +13,14 @@
 set -u
 . "$(dirname "$0")/ftdlib.sh.inc"
 need
-[ -x "$VMM" ] || { echo "1..0 # SKIP $VMM not built"; exit 4; }
-seed=${FT_SEED:-$RANDOM$RANDOM}
-RANDOM=$((seed % 32768))
+. "$here/ftdvm.sh.inc"
 swaps=$((4 + RANDOM % 3)) rate=$((1000 + RANDOM % 2000))
 echo "# seed $seed: $swaps planned failovers, stream of $rate records/s"
-conf="ring = vm
-vmm_socket = @W@/n@N@.vmm
-vmm_file_rings = yes
-shared_disk = @W@/disk
-peer_timeout = 1500ms
-backup_delay = 300ms
-failover_timeout = 3s"
-field() { sed -n "s/.*$1 \([0-9]*\).*/\1/p" "$2" | tail -1; }
-ftc() { local node=$1; shift; FTD_SOCKET=$work/n$node.sock "$FTCTL" "$@"; }
 
-setup "$conf"
-"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
-start 2 && start 1
+vm_pair "$(vm_conf 1500ms 300ms "failover_timeout = 3s")"
 ok $? "pair started"
-"$VMM" "$work/n1.vmm" vm "$seed" 100000000 "$rate" 0 "$work/v1.state" >"$work/v1.out" 2>&1 &
-pids+=($!)
-"$VMM" "$work/n2.vmm" vm "$seed" 100000000 "$rate" 0 "$work/v2.state" >"$work/v2.out" 2>&1 &
-pids+=($!)
+tool 1 v1 vm "$seed" 100000000 "$rate" 0 "$work/v1.state"
+tool 2 v2 vm "$seed" 100000000 "$rate" 0 "$work/v2.state"
 wait_for 10 1 vmm attached && wait_for 10 2 vmm attached && wait_for 10 1 channel up
 ok $? "both VMs attached, channel up"
 

@@ -8,20 +8,15 @@
 #   a VMM that never answers PAUSE, a wrong PAUSED seq, a backup VMM that
 #   never pauses, a backup whose replay diverges while catching up, the
 #   backup ftd killed mid-way, the primary ftd killed while pausing and
-#   after handing over; and the refusals: no peer, one already running.
+#   after handing over; a VMM slow to re-attach after the swap (its node
+#   must not look dead meanwhile); and the refusals: no peer, one already
+#   running.
 set -u
 . "$(dirname "$0")/ftdlib.sh.inc"
 need
-[ -x "$VMM" ] || { echo "1..0 # SKIP $VMM not built"; exit 4; }
-seed=${FT_SEED:-$RANDOM$RANDOM}
+. "$here/ftdvm.sh.inc"
 echo "# seed $seed"
-conf="ring = vm
-vmm_socket = @W@/n@N@.vmm
-vmm_file_rings = yes
-shared_disk = @W@/disk
-peer_timeout = 1500ms
-backup_delay = 300ms"
-ftc() { local node=$1; shift; FTD_SOCKET=$work/n$node.sock "$FTCTL" "$@"; }
+conf=$(vm_conf 1500ms 300ms)
 abandoned() { grep -c "FT_REASON=failover-abandoned" "$work/n$1.log"; }
 wait_fo() {	# wait_fo NODE STEP: poll the raw status (no python: fast under load)
 	for _ in $(seq 500); do
@@ -32,15 +27,11 @@ wait_fo() {	# wait_fo NODE STEP: poll the raw status (no python: fast under load
 	return 1
 }
 vm() {	# vm NODE PAUSE-MODE: the node's VM, answering PAUSE as told
-	FTVMM_PAUSE=$2 "$VMM" "$work/n$1.vmm" vm "$seed" 100000000 2000 0 "$work/v$1.state" \
-		>"$work/v$1.out" 2>&1 &
-	pids+=($!)
+	FTVMM_PAUSE=$2 tool "$1" "v$1" vm "$seed" 100000000 2000 0 "$work/v$1.state"
 }
 pair() {	# pair PRIMARY-PAUSE-MODE BACKUP-PAUSE-MODE [TIMEOUT]: a fresh pair, streaming
-	setup "$conf
-failover_timeout = ${3:-2s}"
-	"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
-	start 2 && start 1 && vm 2 "$2" && vm 1 "$1" &&
+	vm_pair "$conf
+failover_timeout = ${3:-2s}" && vm 2 "$2" && vm 1 "$1" &&
 		wait_for 10 1 vmm attached && wait_for 10 2 vmm attached && wait_for 10 1 channel up &&
 		for _ in $(seq 200); do [ "$(st 1 ring_consumed)" -ge 100 ] 2>/dev/null && break; sleep 0.05; done
 	[ "$(st 1 ring_consumed)" -ge 100 ]
@@ -56,10 +47,11 @@ unchanged() {	# the pair as before: node 1 primary, node 2 backup, epoch 1, the 
 }
 done_case() { ! grep -q FAIL "$work/v1.out" "$work/v2.out"; ok $? "$1: tool invariants held"; cleanup; trap - EXIT; pids=(); }
 
-# ---- no peer yet, then a VMM that never answers PAUSE (and a second request meanwhile)
-setup "$conf
-failover_timeout = 2s"
-"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
+# ---- no peer yet, then a VMM that never answers PAUSE (and a second request meanwhile);
+# a long peer_timeout: alone that long, the primary would go live alone
+vm_setup "$conf
+failover_timeout = 2s
+peer_timeout = 30s"
 start 1 && vm 1 never && wait_for 10 1 vmm attached
 out=$(ftc 1 failover 2>&1); rc=$?
 [ $rc -eq 7 ] && [[ $out == *"no peer"* ]]
@@ -174,4 +166,20 @@ ok $? "the backup abandoned, resumed and won the ballot: live alone"
 	grep -q "^GO_LIVE epoch 1" "$work/v2.out"
 ok $? "one abandoned line; its VM resumed, then GO_LIVE epoch 1"
 done_case "primary-killed-handed"
+
+# ---- a VMM slow to re-attach after the swap: the channel of the new epoch
+# does not wait for it, so neither node looks dead to the other meanwhile
+vm_pair "$conf
+failover_timeout = 2s" && FTVMM_REATTACH_MS=2500 vm 1 ok && vm 2 ok &&
+	wait_for 10 1 vmm attached && wait_for 10 2 vmm attached && wait_for 10 1 channel up
+ok $? "pair up (node 1's VMM takes 2.5 s to re-attach after a swap; peer_timeout 1.5 s)"
+out=$(ftc 1 failover 2>&1); rc=$?
+[ $rc -eq 0 ]
+ok $? "swap: exit 0, '$out'"
+wait_for 15 1 vmm attached && wait_for 10 1 channel up && wait_for 10 2 channel up && flows 2
+ok $? "node 1's VMM re-attached late, the channel is up, the stream flows node 2 -> node 1"
+[ "$(st 2 role)" = primary ] && [ "$(st 1 role)" = backup ] && [ "$(st 1 epoch)" = 2 ] &&
+	! grep -q "declared dead" "$work/n1.log" "$work/n2.log"
+ok $? "node 2 primary, node 1 backup, epoch 2; nobody declared dead"
+done_case "slow-reattach"
 finish

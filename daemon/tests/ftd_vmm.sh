@@ -15,21 +15,16 @@
 set -u
 . "$(dirname "$0")/ftdlib.sh.inc"
 need
-[ -x "$VMM" ] || { echo "1..0 # SKIP $VMM not built"; exit 4; }
-conf="ring = vm
-vmm_socket = @W@/n@N@.vmm
-vmm_file_rings = yes
-shared_disk = @W@/disk
-peer_timeout = 500ms
-backup_delay = 200ms"
-field() { sed -n "s/.*$1 \([0-9]*\).*/\1/p" "$2" | tail -1; }
+. "$here/ftdvm.sh.inc"
+conf=$(vm_conf 500ms 200ms)
 count() { grep -c -- "$1" "$2"; }
 
 # ---- handshake errors against a lone primary, started as in a busybox
-# initramfs: no systemd, no journald (env -i), the VMM socket's directory missing
-setup "$conf
-vmm_socket = @W@/run/ftd@N@/vmm.sock"
-"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
+# initramfs: no systemd, no journald (env -i), the VMM socket's directory missing;
+# a long peer_timeout: it stays a primary waiting for its backup throughout
+vm_setup "$conf
+vmm_socket = @W@/run/ftd@N@/vmm.sock
+peer_timeout = 60s"
 env -i "$FTD" -c "$work/n1.conf" 2>>"$work/n1.log" &
 pid1=$!; pids+=($pid1)
 for _ in $(seq 100); do [ -S "$work/n1.sock" ] && break; sleep 0.05; done
@@ -59,12 +54,9 @@ ok $? "a VMM after that is refused: '$out'"
 cleanup; trap - EXIT; pids=()
 
 # ---- replication, EMITTED, failover with a replay backlog, fencing
-seed=$RANDOM$RANDOM
 count=$((30000 + RANDOM % 10000)) rate=0 crate=$((1000 + RANDOM % 500))
 echo "# seed $seed: $count records as fast as the ring allows, backup replays at $crate/s"
-setup "$conf"
-"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
-start 2 && start 1
+vm_pair "$conf"
 ok $? "pair started"
 wait_for 10 1 channel up && wait_for 10 2 channel up && [ "$(st 2 peer_state)" = alive ]
 ok $? "channel up with heartbeats before any VM attached (vmm $(st 1 vmm), $(st 2 vmm))"
@@ -74,16 +66,29 @@ bpid=$!; pids+=($bpid)
 ppid=$!; pids+=($ppid)
 wait_for 5 1 vmm attached && wait_for 5 2 vmm attached
 ok $? "both VMMs attached (primary $(st 1 vm_mode), backup $(st 2 vm_mode))"
+# the first VM to attach ends the heartbeat-only session (the other one may
+# find it down already): one line for each session ended so
+r1=$(count FT_REASON=ring-attached "$work/n1.log") r2=$(count FT_REASON=ring-attached "$work/n2.log")
+wait_for 5 1 channel up && [ $((r1 + r2)) -ge 1 ] && [ "$r1" -le 1 ] && [ "$r2" -le 1 ]
+ok $? "the heartbeat-only session ended with a ring-attached line ($r1 on the primary, $r2 on the backup)"
 out=$("$VMM" "$work/n1.vmm" probe); rc=$?
 [ $rc -ne 0 ] && [ "$out" = EOF ] && grep -q "FT_REASON=vmm-second" "$work/n1.log"
 ok $? "a second VMM is refused while one is attached ('$out')"
 # the rings are 64 KiB: the primary runs only as far as the slow replay lets acks come
 for _ in $(seq 600); do [ "$(field produced "$work/p.state")" -ge 3000 ] 2>/dev/null && break; sleep 0.05; done
 ok $? "the primary VM produced 3000 of its $count records ($(field produced "$work/p.state"))"
+# Freeze the backup's module while the primary ftd stops, so that what was
+# acked and what was replayed are read at the same moment: the primary VMM's
+# acked (its state file, rewritten after the stop) and the backup's replayed
+# seq (ftd's status, from the ring's own control page).
+kill -STOP "$bpid"
 kill -STOP "$pid1"
 t0=$(now_ms)
+touch "$work/stopped"
+for _ in $(seq 100); do [ "$work/p.state" -nt "$work/stopped" ] && break; sleep 0.05; done
 sleep 0.1
-p_acked=$(field acked "$work/p.state") b_consumed=$(field consumed "$work/b.state")
+p_acked=$(field acked "$work/p.state") b_consumed=$(st 2 ring_consumed)
+kill -CONT "$bpid"
 echo "# at SIGSTOP of the primary ftd: acked $p_acked, replayed by the backup $b_consumed"
 [ "$p_acked" -gt "$b_consumed" ]
 ok $? "records acked but not yet replayed: $((p_acked - b_consumed)) (the drain has work to do)"
@@ -124,9 +129,7 @@ ok $? "it logged why"
 cleanup; trap - EXIT; pids=()
 
 # ---- the backup's VMM dies: the backup halts, the primary goes live alone
-setup "$conf"
-"$FTCTL" format-disk "$work/disk" --first-primary 1 >/dev/null
-start 2 && start 1
+vm_pair "$conf"
 "$VMM" "$work/n2.vmm" backup "$seed" 0 "$work/b.state" >"$work/b.out" 2>&1 &
 bpid=$!; pids+=($bpid)
 "$VMM" "$work/n1.vmm" primary "$seed" 5000 0 "$work/p.state" >"$work/p.out" 2>&1 &

@@ -44,8 +44,11 @@ int main(void)
 	ret = ft_config_parse(BASE, "t.conf", &c, err, sizeof(err));
 	ok(ret == 0 && c.heartbeat_us == 100000 && c.peer_timeout_us == 500000 &&
 	   c.max_lag_records == 65536 && c.max_lag_bytes == 4u << 20 && c.epoch == 1 &&
-	   !strcmp(c.status_socket, "/run/ftd/ftd.sock") && c.ring_order == 20,
-	   "defaults: heartbeat 100 ms, timeout 500 ms, window 64Ki records / 4 MiB");
+	   !strcmp(c.status_socket, "/run/ftd/ftd.sock") && c.ring_order == 20 &&
+	   c.go_live_timeout_us == 10000000,
+	   "defaults: heartbeat 100 ms, timeout 500 ms, window 64Ki records / 4 MiB, go-live timeout 10 s");
+	ret = ft_config_parse(BASE "go_live_timeout = 2s\n", "t.conf", &c, err, sizeof(err));
+	ok(ret == 0 && c.go_live_timeout_us == 2000000, "go_live_timeout = 2s (%s)", err);
 
 	bad("node_id = 3\n", "t.conf:7: node_id = '3' is invalid: expected 1 or 2");
 	bad("role = boss\n", "expected primary or backup");
@@ -60,6 +63,7 @@ int main(void)
 	bad("max_lag_bytes = 1K\n", "32K..1G");
 	bad("max_lag_bytes = 4X\n", "32K..1G");
 	bad("ring_order = 30\n", "16..26");
+	bad("go_live_timeout = 10ms\n", "100ms..600s");
 	bad("colour = blue\n", "t.conf:7: unknown key 'colour'");
 	bad("just words\n", "t.conf:7: expected key = value");
 	bad("log_level = loud\n", "err, warning");

@@ -22,6 +22,8 @@
  * its last record, the backup replays up to S first), never (no answer),
  * wrong (the primary's PAUSED is 7 past its log), diverge (the backup's
  * replay stops with an error instead).
+ * $FTVMM_REATTACH_MS: after a swap, wait this long before re-attaching (a
+ * slow VMM).
  *
  * Session k's records are stream SEED + epoch, seq from 1. At a swap both
  * tools print "SWAP role R epoch E at S total T" (T: records the VM went
@@ -369,6 +371,8 @@ static int on_resume(struct vm *v, const struct ftd_vmm_msg *m)
 	vm_detach(v);
 	v->role = m->role;
 	v->epoch = m->epoch;
+	if (getenv("FTVMM_REATTACH_MS"))
+		usleep((useconds_t)strtoul(getenv("FTVMM_REATTACH_MS"), NULL, 0) * 1000);
 	vm_attach(v);
 	return 0;
 }
