@@ -100,7 +100,7 @@ int main(int argc, char **argv)
 	struct ft_node_ops ops = { on_changed, on_event };
 	struct ftd d = { 0 };
 	struct ft_config cfg;
-	char err[512], ident[16];
+	char err[512];
 	uint64_t wd_us = 0;
 	bool check = false;
 	sigset_t ss;
@@ -126,8 +126,7 @@ int main(int argc, char **argv)
 		printf("%s: valid (node %u, %s)\n", path, cfg.node_id, ft_role_name(cfg.role));
 		return 0;
 	}
-	snprintf(ident, sizeof(ident), "ftd[%u]", cfg.node_id);
-	ft_log_init(ident, cfg.log_level);
+	ft_log_init("ftd", cfg.node_id, cfg.log_level);
 	if (ft_crypto_init()) {
 		fprintf(stderr, "ftd: libsodium failed to initialise\n");
 		return 3;

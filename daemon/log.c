@@ -10,14 +10,18 @@
 #include "log.h"
 
 static const char *ident = "ftd";
+static char node[12];		/* FT_NODE=, and ident[node] on stderr */
 static int max_prio = LOG_INFO;
 static bool journal;
 static ft_log_sink sink;
 static void *sink_ctx;
 
-void ft_log_init(const char *id, int maxp)
+void ft_log_init(const char *id, unsigned int node_id, int maxp)
 {
 	ident = id;
+	node[0] = 0;
+	if (node_id)
+		snprintf(node, sizeof(node), "%u", node_id);
 	max_prio = maxp;
 	journal = getenv("JOURNAL_STREAM") != NULL;
 }
@@ -36,7 +40,7 @@ static void add(char *line, size_t cap, int *n, const char *name, const char *v)
 
 static void jf(char f[][600], struct iovec *iov, int *k, const char *name, const char *v)
 {
-	if (!v || !*v || *k >= 8)
+	if (!v || !*v || *k >= 9)
 		return;
 	iov[*k].iov_base = f[*k];
 	iov[*k].iov_len = snprintf(f[*k], 600, "%s=%s", name, v);
@@ -75,8 +79,8 @@ void ft_log(int prio, const struct ft_log_fields *f, const char *fmt, ...)
 	if (prio > max_prio)
 		return;
 	if (journal) {
-		char fields[8][600];
-		struct iovec iov[8];
+		char fields[9][600];
+		struct iovec iov[9];
 		int k = 0;
 
 		jf(fields, iov, &k, "MESSAGE", msg);
@@ -85,6 +89,7 @@ void ft_log(int prio, const struct ft_log_fields *f, const char *fmt, ...)
 		snprintf(pr, sizeof(pr), "%d", prio);
 		jf(fields, iov, &k, "PRIORITY", pr);
 		jf(fields, iov, &k, "SYSLOG_IDENTIFIER", ident);
+		jf(fields, iov, &k, "FT_NODE", node);
 		jf(fields, iov, &k, "FT_PEER", f->peer);
 		jf(fields, iov, &k, "FT_EPOCH", f->epoch ? ep : NULL);
 		jf(fields, iov, &k, "ERRNO", er);
@@ -93,5 +98,5 @@ void ft_log(int prio, const struct ft_log_fields *f, const char *fmt, ...)
 		sd_journal_sendv(iov, k);
 		return;
 	}
-	fprintf(stderr, "%s: %s\n", ident, line);
+	fprintf(stderr, "%s%s%s%s: %s\n", ident, node[0] ? "[" : "", node, node[0] ? "]" : "", line);
 }

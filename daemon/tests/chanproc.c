@@ -106,7 +106,7 @@ pid_t spawn_endpoint(const struct ep_args *a)
 	if (pid)
 		return pid;
 	redirect_stderr(a->log_path);
-	ft_log_init(a->sender ? "primary" : "backup", LOG_INFO);
+	ft_log_init(a->sender ? "primary" : "backup", 0, LOG_INFO);
 	ft_crypto_init();
 
 	struct ft_ring ring;
