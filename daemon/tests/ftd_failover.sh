@@ -24,6 +24,7 @@ backup_delay = 200ms"
 	ok $? "case $victim: authenticated channel up"
 	echo "# seed $seed"
 	"$RING" produce "$work/n1.ring" "$seed" 20000 &
+	pids+=($!)	# killed at cleanup: a producer left waiting for ring space would hang its wait
 	got=$("$RING" verify "$work/n2.ring" "$seed" 20000 30)
 	ok $? "case $victim: 20000 records replicated byte-exact (got $got)"
 	wait_for 5 1 acked_seq 20000
