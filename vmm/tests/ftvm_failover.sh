@@ -45,28 +45,8 @@ cleanup() {
 	rmmod brd 2> /dev/null
 }
 trap cleanup EXIT
-show() {	# show FILE: into the TAP output as comments
-	[ -e "$1" ] && sed "s|^|# ${1##*/}: |" "$1"
-}
-# give_up: a step everything after depends on failed; show the logs, stop.
-give_up() {
-	[ -n "${W:-}" ] && for f in ftd1.log ftd2.log ftvm1.log ftvm2.log; do show $W/$f; done
-	echo "1..$n"
-	exit 1
-}
-lines() { if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+LOGS="ftd1.log ftd2.log ftvm1.log ftvm2.log"
 last_n() { tail -n1 "$1" 2> /dev/null | awk '{ print $2 + 0 } END { if (!NR) print 0 }'; }
-# wait_until SECONDS COMMAND...: poll every 50 ms (COMMAND is re-run each
-# time) until it succeeds or SECONDS of uptime passed.
-wait_until() {
-	end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
-		usleep 50000
-	done
-}
 
 # The test VM has one vCPU and both guests' vCPU threads never idle: the
 # ftvms run at nice 19 so the ftds get the CPU for heartbeats, and the peer

@@ -30,24 +30,7 @@ cleanup() {
 	wait 2> /dev/null
 }
 trap cleanup EXIT
-show() { [ -e "$1" ] && sed "s|^|# ${1##*/}: |" "$1"; }
-# The driver's log last: a CI log shows only its tail.
-show_all() { for f in ftvma.log ftvmb.log drv.log; do show $W/$f; done; }
-give_up() {
-	show_all
-	echo "1..$n"
-	exit 1
-}
-wait_until() {
-	end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
-		usleep 50000
-	done
-}
-lines() { if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+LOGS="ftvma.log ftvmb.log drv.log"
 total() { echo $(( $(lines $W/outa) + $(lines $W/outb) )); }
 swapped() { grep -q "swap $1 at" $W/drv.log; }
 grown() { [ "$(total)" -ge "$1" ]; }
@@ -107,5 +90,5 @@ echo "# A's guest: timer irqs, dma irqs, dma blocks checked: $g"
 set -- $g
 point "the guest took timer and DMA interrupts and checked DMA blocks" \
 	[ "${1:-0}" -gt 0 -a "${2:-0}" -gt 0 -a "${3:-0}" -gt 0 ]
-[ "$failed" = 0 ] || show_all
+[ "$failed" = 0 ] || show_logs
 tap_done

@@ -31,22 +31,7 @@ cleanup() {
 	wait 2> /dev/null
 }
 trap cleanup EXIT
-show() { [ -e "$1" ] && sed "s|^|# ${1##*/}: |" "$1"; }
-give_up() {
-	for f in drv.log ftvma.log ftvmb1.log ftvmb2.log ftvmb3.log; do show $W/$f; done
-	echo "1..$n"
-	exit 1
-}
-wait_until() {
-	end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
-	shift
-	while :; do
-		"$@" && return 0
-		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
-		usleep 50000
-	done
-}
-lines() { if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+LOGS="ftvma.log ftvmb1.log ftvmb2.log ftvmb3.log drv.log"
 grown() { [ "$(lines $1)" -ge "$2" ]; }
 said() { grep -q "$1" $W/drv.log; }
 # refused LOG WHAT EXIT: exit 2 and exactly one "snapshot refused" line, saying WHAT.
@@ -144,7 +129,7 @@ scenario() {
 	echo "# B3's guest checked ${g0:-?} DMA blocks at the snapshot, ${g:-?} at the end; B3's device sent ${d:-0} live"
 	point "$role: B3's guest took B3's live DMA blocks (the device state came with the snapshot)" \
 		[ "${d:-0}" -gt 0 -a "${g:-0}" -gt "${g0:-0}" ]
-	[ "$failed" = 0 ] || for f in drv.log ftvma.log ftvmb1.log ftvmb2.log ftvmb3.log; do show $W/$f; done
+	[ "$failed" = 0 ] || show_logs
 }
 
 # A survivor that was the primary (RECORD before live) and one that was

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # TAP helpers sourced by the tests in this directory (busybox sh): n counts
-# the points, failed the failed ones; the plan comes last (tap_done).
+# the points, failed the failed ones; the plan comes last (tap_done). The
+# tests keep their files in $W and name their logs in $LOGS.
 
 n=0 failed=0
 
@@ -33,4 +34,33 @@ tap_seed() {
 tap_done() {
 	echo "1..$n"
 	[ "$failed" = 0 ]
+}
+
+# show FILE: the file into the TAP output as comments.
+show() { [ -e "$1" ] && sed "s|^|# ${1##*/}: |" "$1"; }
+
+# show_logs: each of $LOGS (in $W), in that order: put the most telling
+# last, a CI log shows only its tail.
+show_logs() { [ -n "${W:-}" ] && for f in $LOGS; do show "$W/$f"; done; }
+
+# give_up: a step everything after depends on failed; show the logs, stop.
+give_up() {
+	show_logs
+	echo "1..$n"
+	exit 1
+}
+
+# lines FILE: its number of lines, 0 if it does not exist (yet).
+lines() { if [ -e "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+
+# wait_until SECONDS COMMAND...: poll every 50 ms (COMMAND is re-run each
+# time) until it succeeds or SECONDS of uptime passed.
+wait_until() {
+	end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
+	shift
+	while :; do
+		"$@" && return 0
+		[ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ] || return 1
+		usleep 50000
+	done
 }
