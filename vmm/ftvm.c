@@ -316,6 +316,17 @@ static bool pause_step(struct ftvm *v, struct pause_st *p, uint64_t *seq)
 
 static int attach(struct ftvm *v, uint32_t mode);
 
+/* Detach the VM from kvm_ft (its state stays), drop the ft fd and its map. */
+static void detach(struct ftvm *v)
+{
+	if (ioctl(v->ft_fd, KVM_FT_DETACH))
+		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
+	munmap((void *)v->ft_map, v->ft_map_len);
+	close(v->ft_fd);
+	v->ft_fd = -1;
+	v->ft_map = NULL;
+}
+
 /*
  * RESUME(role): the same role continues as before; the other role swaps:
  * detach, attach the same VM in the other mode (a new log from seq 1),
@@ -353,12 +364,7 @@ static int resume(struct ftvm *v, struct pause_st *p, int sock, uint32_t role, u
 	}
 	/* The new primary's kept outputs were all emitted by the old one. */
 	n = ftvm_outq_swap(v);
-	if (ioctl(v->ft_fd, KVM_FT_DETACH))
-		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
-	munmap((void *)v->ft_map, v->ft_map_len);
-	close(v->ft_fd);
-	v->ft_fd = -1;
-	v->ft_map = NULL;
+	detach(v);
 	if (attach(v, want == FTVM_PRIMARY ? KVM_FT_MODE_RECORD : KVM_FT_MODE_REPLAY))
 		return FTVM_EXIT_SETUP;
 	if (want == FTVM_BACKUP && ((r = ftvm_rlog_map(v)) || (r = ftvm_rlog_start(v)))) {
@@ -437,12 +443,7 @@ static int snapshot(struct ftvm *v, struct pause_st *p, int sock, uint64_t *acke
 	t_cap = ftvm_now_ns();
 	/* A backup that went live still maps its old replay ring. */
 	ftvm_rlog_unmap(v);
-	if (ioctl(v->ft_fd, KVM_FT_DETACH))
-		ftvm_log("KVM_FT_DETACH: %s", strerror(errno));
-	munmap((void *)v->ft_map, v->ft_map_len);
-	close(v->ft_fd);
-	v->ft_fd = -1;
-	v->ft_map = NULL;
+	detach(v);
 	if (attach(v, KVM_FT_MODE_RECORD)) {
 		close(fd);
 		return FTVM_EXIT_SETUP;

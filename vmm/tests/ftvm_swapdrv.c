@@ -33,7 +33,7 @@
 #include "kvm_util.h"
 #include "ft_ring.h"
 #include "ft_replay.h"
-#include "../daemon/ftd_vmm.h"
+#include "drvlink.h"
 
 struct peer {
 	const char *name;
@@ -64,12 +64,9 @@ static void die(const char *fmt, const char *a)
 
 static int listen_on(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = drv_listen(path);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	unlink(path);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 1))
+	if (fd < 0)
 		die("listen on %s", path);
 	return fd;
 }
@@ -77,7 +74,7 @@ static int listen_on(const char *path)
 /* 0, or -1 when the peer is gone (the test stops the ftvm at the end). */
 static int try_send(struct peer *p, const struct ftd_vmm_msg *m)
 {
-	return send(p->sock, m, sizeof(*m), MSG_NOSIGNAL) == sizeof(*m) ? 0 : -1;
+	return ftd_link_send(p->sock, m, -1) ? -1 : 0;
 }
 
 static void send_msg(struct peer *p, const struct ftd_vmm_msg *m)
@@ -89,25 +86,11 @@ static void send_msg(struct peer *p, const struct ftd_vmm_msg *m)
 /* One message; *fd gets a passed fd or -1. 0 on EOF. */
 static int recv_msg(struct peer *p, struct ftd_vmm_msg *m, int *fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
-	ssize_t n = recvmsg(p->sock, &mh, MSG_CMSG_CLOEXEC);
+	int r = drv_recv(p->sock, m, fd);
 
-	*fd = -1;
-	if (n == 0)
-		return 0;
-	if (n != sizeof(*m))
+	if (r < 0)
 		die("bad message from %s", p->name);
-	c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
-	return 1;
+	return r;
 }
 
 static void map_peer(struct peer *p)

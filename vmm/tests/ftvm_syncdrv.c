@@ -46,7 +46,7 @@
 #include "kvm_util.h"
 #include "ft_ring.h"
 #include "ft_replay.h"
-#include "../daemon/ftd_vmm.h"
+#include "drvlink.h"
 
 struct peer {
 	const char *name;
@@ -89,63 +89,29 @@ static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt,
 
 static int listen_on(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int fd = drv_listen(path);
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	unlink(path);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4))
+	if (fd < 0)
 		die("listen on %s: %s", path, strerror(errno));
 	return fd;
 }
 
 static void send_msg(struct peer *p, const struct ftd_vmm_msg *m, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = (void *)m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int r = ftd_link_send(p->sock, m, fd);
 
-	if (fd >= 0) {
-		struct cmsghdr *c;
-
-		memset(&u, 0, sizeof(u));
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(p->sock, &mh, MSG_NOSIGNAL) != sizeof(*m))
-		die("send to %s: %s", p->name, strerror(errno));
+	if (r)
+		die("send to %s: %s", p->name, strerror(-r));
 }
 
 /* One message; *fd gets a passed fd or -1. 0 on EOF. */
 static int recv_msg(struct peer *p, struct ftd_vmm_msg *m, int *fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = { .iov_base = m, .iov_len = sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c;
-	ssize_t n = recvmsg(p->sock, &mh, MSG_CMSG_CLOEXEC);
+	int r = drv_recv(p->sock, m, fd);
 
-	*fd = -1;
-	if (n <= 0)
-		return 0;
-	if (n != sizeof(*m))
+	if (r < 0)
 		die("bad message from %s", p->name);
-	c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_type == SCM_RIGHTS)
-		memcpy(fd, CMSG_DATA(c), sizeof(int));
-	return 1;
+	return r;
 }
 
 static struct peer pa = { .name = "A", .fd = -1 }, pb = { .name = "B", .fd = -1 };
