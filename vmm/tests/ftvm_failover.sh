@@ -30,21 +30,13 @@
 # outputs). Prints TAP; KVM_FT_SEED fixes the device seeds and the moments.
 
 . "$(dirname "$0")/tap.sh"
-for b in ftd ftctl ftvm; do
-	command -v $b > /dev/null || skip_all "$b not in the image"
-done
+need ftd ftctl ftvm
 # An ftd from before the VMM socket (config key vmm_socket) cannot serve ftvm.
 grep -q vmm_socket "$(command -v ftd)" || skip_all "this ftd serves no VMM (no vmm_socket)"
 
 tap_seed ftvm_failover
 rm -rf /tmp/failover
-pids=
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-	rmmod brd 2> /dev/null
-}
-trap cleanup EXIT
+CLEANUP="rmmod brd 2> /dev/null"
 LOGS="ftd1.log ftd2.log ftvm1.log ftvm2.log"
 last_n() { tail -n1 "$1" 2> /dev/null | awk '{ print $2 + 0 } END { if (!NR) print 0 }'; }
 

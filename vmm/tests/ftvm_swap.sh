@@ -16,20 +16,12 @@
 # not 4). Prints the pause and swap times. KVM_FT_SEED fixes the seeds.
 
 . "$(dirname "$0")/tap.sh"
-for b in ftvm ftvm_swapdrv; do
-	command -v $b > /dev/null || skip_all "$b not in the image"
-done
+need ftvm ftvm_swapdrv
 tap_seed ftvm_swap
 SWAPS=${FTVM_SWAPS:-4}
 W=/tmp/swap
 rm -rf $W
 mkdir -p $W
-pids=
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-}
-trap cleanup EXIT
 LOGS="ftvma.log ftvmb.log drv.log"
 total() { echo $(( $(lines $W/outa) + $(lines $W/outb) )); }
 swapped() { grep -q "swap $1 at" $W/drv.log; }

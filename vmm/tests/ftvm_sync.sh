@@ -21,16 +21,8 @@
 # (attached in REPLAY, live before any record). KVM_FT_SEED fixes the seeds.
 
 . "$(dirname "$0")/tap.sh"
-for b in ftvm ftvm_syncdrv; do
-	command -v $b > /dev/null || skip_all "$b not in the image"
-done
+need ftvm ftvm_syncdrv
 tap_seed ftvm_sync
-pids=
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-}
-trap cleanup EXIT
 LOGS="ftvma.log ftvmb1.log ftvmb2.log ftvmb3.log drv.log"
 grown() { [ "$(lines $1)" -ge "$2" ]; }
 said() { grep -q "$1" $W/drv.log; }

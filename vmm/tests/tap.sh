@@ -24,6 +24,23 @@ point() {
 # skip_all REASON: the whole test is skipped (exit 4: SKIP for vm/init).
 skip_all() { echo "1..0 # SKIP $1"; exit 4; }
 
+# need PROGRAM...: skip the whole test unless each is in the image.
+need() {
+	for b in "$@"; do
+		command -v $b > /dev/null || skip_all "$b not in the image"
+	done
+}
+
+# The test's background processes go in $pids: killed when it exits, then
+# $CLEANUP (a command) runs.
+pids=
+cleanup() {
+	for p in $pids; do kill -9 "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	eval "${CLEANUP:-}"
+}
+trap cleanup EXIT
+
 # tap_seed NAME: $seed is KVM_FT_SEED, else time-based; printed.
 tap_seed() {
 	seed=${KVM_FT_SEED:-$(($(date +%s) % 1000000))}
