@@ -1194,7 +1194,12 @@ TEST_F_TIMEOUT(replay, hostile_emul_records, 120)
 		case 3: mm->reserved = 1; break;
 		case 4: mm->len = 1; mm->data[7] = 0x5a; break;
 		case 5: len += 8; mm->hdr.len = len; break;	/* 56 bytes: not an MMIO record */
-		case 6: p->count *= 2; break;			/* len says count, not 2 * count */
+		/*
+		 * len says count, not 2 * count + 8: 8 elements more at
+		 * least, past the zero padding (a doubled run of 4 bytes or
+		 * less still fits the record's len: a well-formed record).
+		 */
+		case 6: p->count = 2 * p->count + 8; break;
 		case 7: p->count = 0xffffffff; break;
 		case 8: p->count = 0; break;
 		case 9: p->size = 3; break;
