@@ -115,6 +115,33 @@ static const struct kvm_ft_rec_mmio *take_mmio(struct ft_vm *ft, struct kvm_vcpu
 	return m;
 }
 
+/*
+ * The next record for a string PIO run described by act (port in addr,
+ * element size in size), checked for port and size, and for count unless
+ * it is negative (an INS run's length is known only at its end); NULL once
+ * the VM is stopped.
+ */
+static const struct kvm_ft_rec_pio *take_pio(struct ft_vm *ft, struct kvm_vcpu *vcpu,
+					     const struct kvm_ft_div_event *act, s64 count,
+					     u64 *pos, struct kvm_ft_rec **h)
+{
+	const struct kvm_ft_rec_pio *p;
+
+	*h = take(ft, vcpu, act, pos);
+	if (IS_ERR(*h))
+		return NULL;
+	p = (const void *)*h;
+	if (p->port != act->addr) {
+		ft_replay_diverge(ft, KVM_FT_DIV_ADDR, *pos, *h, act);
+		return NULL;
+	}
+	if (p->size != act->size || (count >= 0 && p->count != count)) {
+		ft_replay_diverge(ft, KVM_FT_DIV_SIZE, *pos, *h, act);
+		return NULL;
+	}
+	return p;
+}
+
 static void mmio_read(struct ft_vm *ft, struct kvm_vcpu *vcpu, u64 gpa, int len,
 		      void *val)
 {
@@ -169,17 +196,8 @@ static void pio_in(struct ft_vm *ft, struct kvm_vcpu *vcpu, u16 port, int len,
 		return;
 	}
 	if (!ft->em_in_open) {
-		h = take(ft, vcpu, &act, &pos);
-		if (IS_ERR(h))
+		if (!take_pio(ft, vcpu, &act, -1, &pos, &h))
 			return;
-		if (p->port != port) {
-			ft_replay_diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
-			return;
-		}
-		if (p->size != len) {
-			ft_replay_diverge(ft, KVM_FT_DIV_SIZE, pos, h, &act);
-			return;
-		}
 		ft->em_in_open = true;
 		ft->em_in_done = 0;
 		ft->em_in_pos = pos;
@@ -225,17 +243,8 @@ void ft_iobus_pio_trace(struct ft_vm *ft, struct kvm_vcpu *vcpu, unsigned int rw
 	}
 	event(&act, vcpu, KVM_FT_REC_PIO_OUT, port, size, val, bytes);
 	ft->em_out_left = count;	/* dropped if anything fails */
-	h = take(ft, vcpu, &act, &pos);
-	if (IS_ERR(h))
+	if (!take_pio(ft, vcpu, &act, count, &pos, &h))
 		return;
-	if (p->port != port) {
-		ft_replay_diverge(ft, KVM_FT_DIV_ADDR, pos, h, &act);
-		return;
-	}
-	if (p->size != size || p->count != count) {
-		ft_replay_diverge(ft, KVM_FT_DIV_SIZE, pos, h, &act);
-		return;
-	}
 	if (!val || memcmp(p->data, val, bytes)) {
 		ft_replay_diverge(ft, KVM_FT_DIV_DATA, pos, h, &act);
 		return;
