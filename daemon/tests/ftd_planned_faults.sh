@@ -111,7 +111,7 @@ ok $? "diverged backup: exit 10, '$out'"
 wait_for 10 2 role halted && grep -q "replay stopped with error 1 while catching up" "$work/n2.log"
 ok $? "the backup halts: $(st 2 halt_reason)"
 wait_for 10 1 role live-alone
-for _ in $(seq 50); do grep -q GO_LIVE "$work/v1.out" && break; sleep 0.1; done
+saw_golive v1
 grep -q "^GO_LIVE epoch 1" "$work/v1.out" && ! grep -q GO_LIVE "$work/v2.out"
 ok $? "the primary resumed, then went live alone: never two live"
 done_case "diverge"
@@ -128,7 +128,7 @@ wait $fpid; rc=$?
 [ $rc -eq 10 ] && grep -q "peer is gone" "$work/fo.out"
 ok $? "backup killed mid-way: exit 10: $(cat "$work/fo.out")"
 wait_for 10 1 role live-alone
-for _ in $(seq 50); do grep -q GO_LIVE "$work/v1.out" && break; sleep 0.1; done
+saw_golive v1
 grep -q "^RESUME role 1 epoch 1 (same)" "$work/v1.out" && grep -q "^GO_LIVE epoch 1" "$work/v1.out"
 ok $? "the primary's VM resumed, then went live alone in epoch 1"
 done_case "backup-killed"
@@ -145,7 +145,7 @@ wait $fpid; rc=$?
 [ $rc -eq 2 ]
 ok $? "primary killed while pausing: ftctl exit 2: $(cat "$work/fo.out")"
 wait_for 15 2 role live-alone && wait_for 10 2 go_live done
-for _ in $(seq 50); do grep -q GO_LIVE "$work/v2.out" && break; sleep 0.1; done
+saw_golive v2
 gl=$(grep GO_LIVE "$work/v2.out")
 [[ $gl == "GO_LIVE epoch 1 "* ]] && [ "$(echo "$gl" | awk '{print $7}')" -ge "$acked" ]
 ok $? "the backup went live in epoch 1 with every acked record ($gl; $acked acked)"

@@ -140,7 +140,7 @@ kill -KILL "$bpid"; wait "$bpid" 2>/dev/null
 wait_for 5 2 role halted
 ok $? "backup whose VMM died halts: $(st 2 halt_reason)"
 wait_for 10 1 role live-alone
-for _ in $(seq 50); do grep -q GO_LIVE "$work/p.out" && break; sleep 0.1; done
+saw_golive p
 gl=$(grep GO_LIVE "$work/p.out")
 [ "$(echo "$gl" | awk '{print $5}')" = 5000 ] && [ "$(st 1 vm_mode)" = live ]
 ok $? "primary live alone, module live, GO_LIVE with its own EMITTED: $gl"
