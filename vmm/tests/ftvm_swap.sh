@@ -27,11 +27,7 @@ total() { echo $(( $(lines $W/outa) + $(lines $W/outb) )); }
 swapped() { grep -q "swap $1 at" $W/drv.log; }
 grown() { [ "$(total)" -ge "$1" ]; }
 
-ftvm_swapdrv $W/a.vmm $W/b.vmm $SWAPS 3000 > $W/drv.log 2>&1 &
-drv=$!
-pids=$drv
-wait_until 10 [ -S $W/a.vmm -a -S $W/b.vmm ]
-point "the driver listens for both ftvm" [ $? = 0 ] || give_up
+driver "the driver listens for both ftvm" ftvm_swapdrv $W/a.vmm $W/b.vmm $SWAPS 3000
 ftvm --name demo --ftd-socket $W/a.vmm --out $W/outa --seed $((seed + 1)) 2> $W/ftvma.log &
 vma=$!
 ftvm --name demo --ftd-socket $W/b.vmm --out $W/outb --seed $((seed + 2)) 2> $W/ftvmb.log &

@@ -37,11 +37,7 @@ scenario() {
 	W=/tmp/sync/$role
 	rm -rf $W
 	mkdir -p $W
-	KVM_FT_SEED=$seed ftvm_syncdrv $W/a.vmm $W/b.vmm 2000 $role > $W/drv.log 2>&1 &
-	drv=$!
-	pids=$drv
-	wait_until 10 [ -S $W/a.vmm -a -S $W/b.vmm ]
-	point "$role: the driver listens" [ $? = 0 ] || give_up
+	driver "$role: the driver listens" env KVM_FT_SEED=$seed ftvm_syncdrv $W/a.vmm $W/b.vmm 2000 $role
 	ftvm --name demo --ftd-socket $W/a.vmm --out $W/outa --seed $((s + 1)) 2> $W/ftvma.log &
 	vma=$!
 	pids="$pids $vma"

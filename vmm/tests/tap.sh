@@ -81,3 +81,16 @@ wait_until() {
 		usleep 50000
 	done
 }
+
+# driver DESCRIPTION COMMAND...: start a stand-in for the two ftd in the
+# background (output in $W/drv.log, pid in $drv and $pids) and wait for its
+# sockets $W/a.vmm and $W/b.vmm: one point; without them, give up.
+driver() {
+	d=$1
+	shift
+	"$@" > $W/drv.log 2>&1 &
+	drv=$!
+	pids=$drv
+	wait_until 10 [ -S $W/a.vmm -a -S $W/b.vmm ]
+	point "$d" [ $? = 0 ] || give_up
+}
