@@ -73,6 +73,7 @@ void chan_drop(struct conn *k)
 	if (c->up == k) {
 		c->up = NULL;
 		c->synced = false;
+		c->snap = NULL;	/* a snapshot goes in one session or not at all */
 		c->ack_pending = false;
 		c->st.peer[0] = 0;
 	}
@@ -272,6 +273,53 @@ static int build_log(struct conn *k)
 	return 1;
 }
 
+/*
+ * Sender, in a seed session: the next SNAP chunk of the snapshot, or
+ * SNAP_END after the last one. Paced by the room in the write buffer (TCP)
+ * and the rate. 1 built, 0 none.
+ */
+static int build_snap(struct conn *k)
+{
+	struct ft_chan *c = k->c;
+	struct ft_sync_tx *t = c->snap;
+	size_t over = sizeof(struct ft_frame_hdr) + FT_FRAME_TAG, room = k->wcap - k->wlen, max;
+	struct ft_frame_hdr *h;
+	const uint8_t *data;
+	uint64_t off;
+
+	if (c->st.snap_end_sent)
+		return 0;
+	if (t->sent == t->len) {
+		struct ft_snap_end e = { .total = t->len };
+
+		if (room < over + sizeof(e))
+			return 0;
+		memcpy(e.hash, t->hash, sizeof(e.hash));
+		put_sealed(k, FT_F_SNAP_END, t->len, 0, &e, sizeof(e));
+		c->st.snap_end_sent = true;
+		return 1;
+	}
+	if (c->snap_rate && t->sent >= (ft_now_us() - c->snap_t0) * c->snap_rate / 1000000)
+		return 0;	/* ahead of the rate: the ring poll timer comes back */
+	over += sizeof(struct ft_snap);
+	max = c->cfg.max_frame < room ? c->cfg.max_frame : room;
+	if (max < over + 4096)
+		return 0;
+	max -= over;
+	if (c->snap_rate && max > c->snap_rate / 50 + 4096)
+		max = c->snap_rate / 50 + 4096;	/* about 50 frames a second when paced */
+	max = ft_sync_tx_next(t, max, &off, &data);
+	h = put_hdr(k, FT_F_SNAP, sizeof(struct ft_snap) + max);
+	h->first_seq = off;
+	memcpy(h + 1, &(struct ft_snap){ .total = t->len }, sizeof(struct ft_snap));
+	memcpy((uint8_t *)(h + 1) + sizeof(struct ft_snap), data, max);
+	ft_seal(k->txkey, (uint8_t *)h, h + 1, sizeof(struct ft_snap) + max);	/* in place */
+	k->wlen += h->len;
+	c->st.tx_frames++;
+	c->st.snap_sent = t->sent;
+	return 1;
+}
+
 static void set_events(struct conn *k)
 {
 	uint32_t ev = 0;
@@ -327,6 +375,7 @@ int chan_tx_pump(struct conn *k)
 				.emitted_seq = c->st.emitted_seq,
 				.fo_state = c->st.fo.state, .fo_id = c->st.fo.id,
 				.fo_seq = c->st.fo.seq, .fo_epoch = c->st.fo.epoch,
+				.sy_state = c->st.sy.state, .sy_epoch = c->st.sy.epoch,
 			};
 
 			put_sealed(k, FT_F_HEARTBEAT, 0, 0, &hb, sizeof(hb));
@@ -334,6 +383,9 @@ int chan_tx_pump(struct conn *k)
 		}
 		if (c->cfg.sender && c->synced)
 			while (build_log(k) > 0)
+				;
+		if (c->cfg.sender && c->snap)
+			while (build_snap(k) > 0)
 				;
 		if (!k->wlen)
 			break;
@@ -349,6 +401,7 @@ static void send_hello(struct conn *k, unsigned int type)
 {
 	k->mine.version = FT_FRAME_VERSION;
 	k->mine.node_id = k->c->cfg.node_id;
+	k->mine.flags = k->c->cfg.hello_flags;
 	put_clear(k, type, &k->mine, sizeof(k->mine));
 }
 
@@ -371,6 +424,40 @@ static int epochs_agree(struct conn *k, uint64_t theirs)
 		      (unsigned long long)theirs, (unsigned long long)c->cfg.epoch);
 }
 
+/*
+ * Both proofs checked: a session between a node asking to be seeded and one
+ * offering a seed (frame.h: enum ft_hello_flags), or a plain one with equal
+ * epochs. The asker takes the offerer's epoch for the session.
+ */
+static int session_agree(struct conn *k, uint64_t theirs)
+{
+	struct ft_chan *c = k->c;
+	uint32_t mine = c->cfg.hello_flags, peer = k->theirs.flags;
+	const char *no = NULL;
+
+	if (peer & ~FT_HELLO_FLAGS || k->theirs.reserved)
+		return chan_reject(k, "bad-handshake", EPROTO, theirs, "hello flags %#x", peer);
+	if (!mine && !peer)
+		return epochs_agree(k, theirs);
+	if (peer & FT_HELLO_SEED_REQUEST && !(mine & FT_HELLO_SEED_OFFER))
+		no = "it asks to be seeded; this node offers no seed (it is not live alone with a VM)";
+	else if (peer & FT_HELLO_SEED_OFFER && !(mine & FT_HELLO_SEED_REQUEST))
+		no = "it offers a seed; this node does not ask for one";
+	else if (mine & FT_HELLO_SEED_REQUEST && !(peer & FT_HELLO_SEED_OFFER))
+		no = "this node asks to be seeded; the peer offers no seed (it is not live alone with a VM)";
+	else if (mine & FT_HELLO_SEED_OFFER && !(peer & FT_HELLO_SEED_REQUEST))
+		no = "this node offers a seed; the peer does not ask for one";
+	if (no)
+		return chan_reject(k, "seed-refused", EPERM, theirs, "peer node %u at epoch %llu: %s",
+				   k->theirs.node_id, (unsigned long long)theirs, no);
+	if (mine & FT_HELLO_SEED_OFFER)
+		return theirs > c->cfg.epoch ? epochs_agree(k, theirs) : 0;
+	if (theirs < c->cfg.epoch)
+		return epochs_agree(k, theirs);	/* the offerer is the stale one */
+	c->cfg.epoch = theirs;
+	return 0;
+}
+
 static void session_start(struct conn *k)
 {
 	struct ft_chan *c = k->c;
@@ -390,6 +477,7 @@ static void session_start(struct conn *k)
 	c->up = k;
 	c->st.sessions++;
 	c->st.peer_role = 0;
+	c->st.peer_sy = (struct ft_fo_msg){ 0 };	/* a new peer process says its own */
 	c->backoff_us = c->cfg.backoff_min_us;
 	c->dial_fail_logged = false;
 	snprintf(c->st.peer, sizeof(c->st.peer), "%s", k->peer);
@@ -423,6 +511,7 @@ int chan_handshake(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *
 		ft_nonce_fresh(k->mine.nonce);
 		k->mine.version = FT_FRAME_VERSION;
 		k->mine.node_id = c->cfg.node_id;
+		k->mine.flags = c->cfg.hello_flags;
 		ft_session_derive(c->cfg.psk, &k->theirs, h->epoch, &k->mine, c->cfg.epoch, &k->k);
 		k->their_epoch = h->epoch;
 		memcpy(k->mine.proof, k->k.proof_s, 32);
@@ -442,10 +531,11 @@ int chan_handshake(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *
 				      "peer failed to prove the pre-shared key (wrong key?)");
 		/* Prove ourselves even if the epochs differ, so that both sides log why. */
 		put_clear(k, FT_F_PROOF, k->k.proof_c, 32);
-		if (h->epoch != c->cfg.epoch) {
+		if (h->epoch != c->cfg.epoch || k->mine.flags || k->theirs.flags) {
 			if (chan_tx_pump(k))
 				return -1;
-			return epochs_agree(k, h->epoch);
+			if (session_agree(k, h->epoch))
+				return -1;
 		}
 		session_start(k);
 		return 0;
@@ -456,7 +546,7 @@ int chan_handshake(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *
 		if (!ft_proof_equal(p, k->k.proof_c))
 			return chan_reject(k, "auth-failed", EACCES, 0,
 				      "peer failed to prove the pre-shared key (wrong key?)");
-		if (epochs_agree(k, k->their_epoch))
+		if (session_agree(k, k->their_epoch))
 			return -1;
 		session_start(k);
 		return 0;
@@ -813,6 +903,48 @@ void ft_chan_set_failover(struct ft_chan *c, const struct ft_fo_msg *m)
 		c->hb_pending = true;
 		chan_tx_pump(c->up);
 	}
+}
+
+void ft_chan_set_sync(struct ft_chan *c, const struct ft_fo_msg *m)
+{
+	c->st.sy = *m;
+	if (c->up) {
+		c->hb_pending = true;
+		chan_tx_pump(c->up);
+	}
+}
+
+void ft_chan_set_hello_flags(struct ft_chan *c, uint32_t flags)
+{
+	c->cfg.hello_flags = flags;
+}
+
+int ft_chan_snap_send(struct ft_chan *c, struct ft_sync_tx *t, uint64_t rate)
+{
+	if (!c->up || !c->cfg.sender)
+		return -ENOTCONN;
+	c->snap = t;
+	c->snap_rate = rate;
+	c->snap_t0 = ft_now_us();
+	c->st.snap_total = t->len;
+	c->st.snap_sent = 0;
+	c->st.snap_end_sent = false;
+	chan_tx_pump(c->up);
+	return 0;
+}
+
+void ft_chan_snap_stop(struct ft_chan *c)
+{
+	c->snap = NULL;
+}
+
+void ft_chan_end_session(struct ft_chan *c, const char *reason, const char *why)
+{
+	if (!c->up)
+		return;
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = c->up->peer, .epoch = c->cfg.epoch,
+						    .reason = reason }, "channel: session ended: %s", why);
+	chan_drop(c->up);
 }
 
 void ft_chan_set_ack(struct ft_chan *c, bool on)

@@ -22,6 +22,12 @@
  * highest contiguous seq stored. When the replay ring is full it stops
  * reading the socket, which pushes back through TCP to the sender's window.
  *
+ * Re-protection: a live-alone node's channel offers a seed and a returning
+ * node's asks for one (cfg.hello_flags, frame.h: enum ft_hello_flags); in
+ * such a session the sender streams a snapshot (ft_chan_snap_send: SNAP
+ * chunks, then SNAP_END) paced by TCP and an optional rate, and the
+ * receiver hands each chunk to ops.snap and the end to ops.snap_end.
+ *
  * A bad frame gets one log line (FT_PEER, FT_EPOCH, ERRNO, FT_REASON) and
  * ends the session; nothing it carried is stored or acked, and nothing
  * accepted before it is lost.
@@ -36,6 +42,7 @@
 #include "crypto.h"
 #include "frame.h"
 #include "ring.h"
+#include "sync.h"
 
 enum ft_chan_state {
 	FT_CHAN_DOWN = 0,	/* no session; the sender waits to redial */
@@ -71,6 +78,7 @@ struct ft_chan_cfg {
 	int ring_notify_fd;
 	bool ring_notify_eventfd;
 	uint32_t role;			/* carried in heartbeats */
+	uint32_t hello_flags;		/* enum ft_hello_flags (re-protection) */
 };
 
 struct ft_chan_stats {
@@ -97,6 +105,9 @@ struct ft_chan_stats {
 	uint64_t emitted_seq;		/* sender: EMITTED forwarded to the peer */
 	uint64_t peer_emitted_seq;	/* receiver: highest EMITTED the peer forwarded */
 	struct ft_fo_msg fo, peer_fo;	/* planned failover: ours and the peer's last */
+	struct ft_fo_msg sy, peer_sy;	/* re-protection (enum ft_sy_wire): ours, the peer's */
+	uint64_t snap_total, snap_sent;	/* sender: the snapshot being streamed */
+	bool snap_end_sent;
 };
 
 struct ft_chan_ops {
@@ -108,6 +119,15 @@ struct ft_chan_ops {
 	void (*acked)(void *ctx, uint64_t seq);
 	/* the peer's planned-failover message changed (from a heartbeat) */
 	void (*failover)(void *ctx, const struct ft_fo_msg *m);
+	/* the peer's re-protection message changed (from a heartbeat) */
+	void (*sync)(void *ctx, const struct ft_fo_msg *m);
+	/*
+	 * receiver, in a seed session: a SNAP chunk (total: the announced
+	 * length) and SNAP_END. The node checks them (sync.h); it answers
+	 * through ft_chan_set_sync, the session goes on either way.
+	 */
+	void (*snap)(void *ctx, uint64_t total, uint64_t off, const uint8_t *data, size_t n);
+	void (*snap_end)(void *ctx, uint64_t total, const uint8_t hash[FT_SYNC_HASH_LEN]);
 };
 
 struct ft_chan;
@@ -139,6 +159,20 @@ void ft_chan_set_emitted(struct ft_chan *c, uint64_t seq);
  * once). The peer's side arrives through ops.failover.
  */
 void ft_chan_set_failover(struct ft_chan *c, const struct ft_fo_msg *m);
+/* Re-protection: carry m in every heartbeat from now on (and send one at once). */
+void ft_chan_set_sync(struct ft_chan *c, const struct ft_fo_msg *m);
+/* enum ft_hello_flags for the sessions from now on (the current one goes on). */
+void ft_chan_set_hello_flags(struct ft_chan *c, uint32_t flags);
+/*
+ * Sender, in a seed session: stream t (the caller keeps it open until
+ * ft_chan_snap_stop) at most rate bytes/s (0: as fast as TCP takes it),
+ * then SNAP_END. Progress in the stats (snap_sent of snap_total).
+ * -ENOTCONN without a session.
+ */
+int ft_chan_snap_send(struct ft_chan *c, struct ft_sync_tx *t, uint64_t rate);
+void ft_chan_snap_stop(struct ft_chan *c);
+/* End the current session (the sender redials). */
+void ft_chan_end_session(struct ft_chan *c, const char *reason, const char *why);
 const char *ft_chan_state_name(enum ft_chan_state st);
 
 uint64_t ft_now_us(void);

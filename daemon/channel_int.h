@@ -52,6 +52,9 @@ struct ft_chan {
 	uint64_t stored_seq, acked_sent;
 	bool ack_pending, ack_on, hb_pending;
 	uint64_t peer_hb_ns, peer_hb_rx_ns;
+	/* sender: the snapshot being streamed (re-protection) */
+	struct ft_sync_tx *snap;
+	uint64_t snap_rate, snap_t0;
 	struct ft_chan_stats st;
 };
 

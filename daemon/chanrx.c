@@ -126,6 +126,36 @@ static int on_ack(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p
 	return 0;
 }
 
+/* Receiver, in a seed session: a SNAP chunk or SNAP_END, handed to the node. */
+static int on_snap(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *p, size_t plen)
+{
+	struct ft_chan *c = k->c;
+	struct ft_snap sh;
+	struct ft_snap_end e;
+
+	if (c->cfg.sender || !(c->cfg.hello_flags & FT_HELLO_SEED_REQUEST))
+		return chan_reject(k, "unexpected-frame", EPROTO, h->epoch, "%s frame outside a seed session",
+				   ft_frame_type_name(h->type));
+	if (h->type == FT_F_SNAP_END) {
+		if (plen != sizeof(e) || h->count)
+			return chan_reject(k, "bad-snapshot", EPROTO, h->epoch, "SNAP_END of %zu bytes", plen);
+		memcpy(&e, p, sizeof(e));
+		if (e.total != h->first_seq)
+			return chan_reject(k, "bad-snapshot", EPROTO, h->epoch, "SNAP_END fields disagree");
+		if (c->ops.snap_end)
+			c->ops.snap_end(c->ctx, e.total, e.hash);
+		return 0;
+	}
+	if (plen <= sizeof(sh) || h->count)
+		return chan_reject(k, "bad-snapshot", EPROTO, h->epoch, "SNAP frame of %zu bytes", plen);
+	memcpy(&sh, p, sizeof(sh));
+	if (sh.reserved)
+		return chan_reject(k, "bad-snapshot", EPROTO, h->epoch, "SNAP frame with a reserved field set");
+	if (c->ops.snap)
+		c->ops.snap(c->ctx, sh.total, h->first_seq, p + sizeof(sh), plen - sizeof(sh));
+	return 0;
+}
+
 static int on_frame(struct conn *k, uint8_t *f)
 {
 	struct ft_chan *c = k->c;
@@ -171,6 +201,9 @@ static int on_frame(struct conn *k, uint8_t *f)
 		return on_log(k, &h, f + sizeof(h), plen);
 	case FT_F_ACK:
 		return on_ack(k, &h, f + sizeof(h), plen);
+	case FT_F_SNAP:
+	case FT_F_SNAP_END:
+		return on_snap(k, &h, f + sizeof(h), plen);
 	default: {
 		struct ft_heartbeat hb;
 
@@ -191,6 +224,14 @@ static int on_frame(struct conn *k, uint8_t *f)
 							     .seq = hb.fo_seq, .epoch = hb.fo_epoch };
 			if (c->ops.failover)
 				c->ops.failover(c->ctx, &c->st.peer_fo);
+		}
+		if (hb.sy_state > FT_SY_WIRE_MAX || hb.sy_reserved)
+			return chan_reject(k, "bad-heartbeat", EPROTO, h.epoch,
+				      "heartbeat with re-protection state %u", hb.sy_state);
+		if (hb.sy_state != c->st.peer_sy.state || hb.sy_epoch != c->st.peer_sy.epoch) {
+			c->st.peer_sy = (struct ft_fo_msg){ .state = hb.sy_state, .epoch = hb.sy_epoch };
+			if (c->ops.sync)
+				c->ops.sync(c->ctx, &c->st.peer_sy);
 		}
 		/* our timestamp came back: RTT minus the time it sat at the peer */
 		if (hb.echo_ns && hb.echo_ns + hb.echo_hold_ns <= now * 1000)

@@ -80,6 +80,7 @@ static void hello_absorb(crypto_generichash_state *st, const struct ft_hello *h,
 	crypto_generichash_update(st, (const uint8_t *)&h->node_id, sizeof(h->node_id));
 	crypto_generichash_update(st, (const uint8_t *)&epoch, sizeof(epoch));
 	crypto_generichash_update(st, h->nonce, sizeof(h->nonce));
+	crypto_generichash_update(st, (const uint8_t *)&h->flags, sizeof(h->flags));
 }
 
 static void mac(uint8_t out[32], const uint8_t key[32], const char *label)

@@ -9,7 +9,7 @@
  *   client -> server  PROOF        {proof_c}
  *
  *   M       = BLAKE2b-256 keyed with K over "kvm_ft channel v1" and every
- *             field of both hellos (nonces, node ids, epochs, version)
+ *             field of both hellos (nonces, node ids, epochs, version, flags)
  *   k_c2s, k_s2c, k_pc, k_ps = crypto_kdf_derive_from_key(M, ids 1..4, "ftchanv1")
  *   proof_s = BLAKE2b-256 keyed with k_ps over "server"
  *   proof_c = BLAKE2b-256 keyed with k_pc over "client"

@@ -48,7 +48,7 @@ const char *ft_frame_type_name(unsigned int type)
 	static const char *const names[] = {
 		[FT_F_HELLO] = "HELLO", [FT_F_HELLO_REPLY] = "HELLO_REPLY",
 		[FT_F_PROOF] = "PROOF", [FT_F_LOG] = "LOG", [FT_F_ACK] = "ACK",
-		[FT_F_HEARTBEAT] = "HEARTBEAT",
+		[FT_F_HEARTBEAT] = "HEARTBEAT", [FT_F_SNAP] = "SNAP", [FT_F_SNAP_END] = "SNAP_END",
 	};
 
 	return type && type <= FT_F_TYPE_MAX ? names[type] : "UNKNOWN";

@@ -30,7 +30,13 @@
  *                to the backup: a stale value only makes the new primary
  *                re-emit a few outputs twice, which the output rule allows;
  *                and the planned-failover handshake, repeated in every
- *                heartbeat until it changes, so it survives reconnects)
+ *                heartbeat until it changes, so it survives reconnects;
+ *                and re-protection's result messages, the same way)
+ *   SNAP         re-protection (live node -> returning node): struct
+ *                ft_snap, then one chunk of the snapshot; first_seq = the
+ *                chunk's byte offset
+ *   SNAP_END     struct ft_snap_end: the total length and the BLAKE2b-256
+ *                hash of the whole snapshot; first_seq = the total length
  */
 #ifndef FTD_FRAME_H
 #define FTD_FRAME_H
@@ -50,7 +56,9 @@ enum ft_frame_type {
 	FT_F_LOG = 4,
 	FT_F_ACK = 5,
 	FT_F_HEARTBEAT = 6,
-	FT_F_TYPE_MAX = 6,
+	FT_F_SNAP = 7,
+	FT_F_SNAP_END = 8,
+	FT_F_TYPE_MAX = 8,
 };
 
 struct ft_frame_hdr {
@@ -72,6 +80,33 @@ struct ft_hello {
 	uint32_t node_id;
 	uint8_t nonce[32];	/* fresh random per connection attempt */
 	uint8_t proof[32];	/* HELLO_REPLY only, else 0 */
+	uint32_t flags;		/* enum ft_hello_flags; part of the session secret */
+	uint32_t reserved;	/* 0 */
+};
+
+/*
+ * Re-protection's handshake (README "Re-protection"). A node fenced by the
+ * disk (its epoch was decided for the peer while it was away) asks to be
+ * seeded; a node live alone with a VM offers a seed. A session between them
+ * starts only if one asks and the other offers, the asker's epoch not newer
+ * than the offerer's (the asker then takes the offerer's epoch for the
+ * session); a request to a node that does not offer, or an offer to a node
+ * that does not ask, is refused (FT_REASON=seed-refused) on both sides.
+ */
+enum ft_hello_flags {
+	FT_HELLO_SEED_REQUEST	= 1u << 0,
+	FT_HELLO_SEED_OFFER	= 1u << 1,
+	FT_HELLO_FLAGS		= FT_HELLO_SEED_REQUEST | FT_HELLO_SEED_OFFER,
+};
+
+struct ft_snap {
+	uint64_t total;		/* the whole snapshot's length (the same in every chunk) */
+	uint64_t reserved;	/* 0 */
+};
+
+struct ft_snap_end {
+	uint64_t total;
+	uint8_t hash[32];	/* BLAKE2b-256 of the whole snapshot (sync.h) */
 };
 
 struct ft_ack {
@@ -94,6 +129,10 @@ struct ft_heartbeat {
 	uint64_t fo_id;		/* random per attempt, chosen by the primary */
 	uint64_t fo_seq;	/* S: the primary's PAUSED seq */
 	uint64_t fo_epoch;	/* SWAPPED: the epoch written on the disk */
+	/* re-protection (enum ft_sy_wire) */
+	uint32_t sy_state;
+	uint32_t sy_reserved;
+	uint64_t sy_epoch;	/* DONE: the epoch written on the disk */
 };
 
 /*
@@ -112,6 +151,25 @@ enum ft_fo_wire {
 	FT_FO_ABORTED = 3,
 	FT_FO_SWAPPED = 4,
 	FT_FO_WIRE_MAX = FT_FO_SWAPPED,
+};
+
+/*
+ * Re-protection's results in heartbeats (node.c drives them):
+ *   returning node  SEEDED     its VMM built the VM from the snapshot and
+ *                              attached it in REPLAY
+ *   returning node  REFUSED    the snapshot or the SEED was refused (its log
+ *                              says why); it halts
+ *   live node       DONE(E)    won the ballot and wrote epoch E naming itself
+ *                              primary and the returning node backup
+ *   live node       ABORTED    gave the sync up (its log says why); live alone
+ */
+enum ft_sy_wire {
+	FT_SY_NONE = 0,
+	FT_SY_SEEDED = 1,
+	FT_SY_REFUSED = 2,
+	FT_SY_DONE = 3,
+	FT_SY_ABORTED = 4,
+	FT_SY_WIRE_MAX = FT_SY_ABORTED,
 };
 
 struct ft_fo_msg {
