@@ -33,6 +33,7 @@ struct ft_vmm {
 	bool pausing;		/* PAUSE sent, PAUSED not yet received */
 	bool pause_dropped;	/* RESUME sent before PAUSED came: a late PAUSED is ignored */
 	bool reattaching;	/* RESUME in the other role sent: the VM exists, ATTACHED comes */
+	bool snapshotting;	/* SNAPSHOT sent, SNAPSHOT_READY not yet received */
 	uint64_t emitted, acked_sent, refused;
 };
 
@@ -42,16 +43,18 @@ static const char *type_name(uint32_t t)
 		[FTD_VMM_HELLO] = "HELLO", [FTD_VMM_ROLE] = "ROLE", [FTD_VMM_ATTACHED] = "ATTACHED",
 		[FTD_VMM_ACKED] = "ACKED", [FTD_VMM_EMITTED] = "EMITTED", [FTD_VMM_GO_LIVE] = "GO_LIVE",
 		[FTD_VMM_HALT] = "HALT", [FTD_VMM_PAUSE] = "PAUSE", [FTD_VMM_PAUSED] = "PAUSED",
-		[FTD_VMM_RESUME] = "RESUME",
+		[FTD_VMM_RESUME] = "RESUME", [FTD_VMM_SNAPSHOT] = "SNAPSHOT",
+		[FTD_VMM_SNAPSHOT_READY] = "SNAPSHOT_READY", [FTD_VMM_SEED] = "SEED",
 	};
 
-	return t >= FTD_VMM_HELLO && t <= FTD_VMM_RESUME ? n[t] : "unknown";
+	return t >= FTD_VMM_HELLO && t <= FTD_VMM_SEED ? n[t] : "unknown";
 }
 
 const char *ft_vmm_state_name(enum ft_vmm_state st)
 {
 	static const char *const n[] = {
-		[FT_VMM_NONE] = "none", [FT_VMM_HELLO] = "connected", [FT_VMM_ROLE] = "role-sent",
+		[FT_VMM_NONE] = "none", [FT_VMM_HELLO] = "connected", [FT_VMM_WAIT_SEED] = "waiting-seed",
+		[FT_VMM_ROLE] = "role-sent",
 		[FT_VMM_ATTACHED] = "attached", [FT_VMM_LOST] = "lost",
 	};
 
@@ -141,6 +144,8 @@ int ft_vmm_send(struct ft_vmm *v, uint32_t type, uint64_t seq, uint64_t epoch, u
 		v->live = true;	/* outputs no longer wait for acks */
 	if (type == FTD_VMM_PAUSE)
 		v->pausing = true;
+	if (type == FTD_VMM_SNAPSHOT)
+		v->snapshotting = true;
 	if (type == FTD_VMM_RESUME) {
 		v->pause_dropped = v->pausing;
 		v->pausing = false;
@@ -162,6 +167,40 @@ int ft_vmm_send(struct ft_vmm *v, uint32_t type, uint64_t seq, uint64_t epoch, u
 	}
 	v->outq[v->qlen++] = m;
 	return flush(v) ? -ENOTCONN : 0;
+}
+
+int ft_vmm_seed(struct ft_vmm *v, int memfd, uint64_t len, uint64_t epoch)
+{
+	struct ftd_vmm_msg m = { .type = FTD_VMM_SEED, .seq = len, .epoch = epoch,
+				 .role = FTD_VMM_ROLE_BACKUP };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm,
+			     .msg_controllen = sizeof(cm) };
+
+	if (!v || v->fd < 0 || v->closing || v->state != FT_VMM_WAIT_SEED || v->qlen)
+		return -ENOTCONN;
+	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), &memfd, sizeof(int));
+	if (sendmsg(v->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(m)) {
+		int e = errno;
+
+		refuse(v, "vmm-io", "SEED: send failed: %s", strerror(e));
+		return -e;
+	}
+	/* the VM exists from here: losing this VMM is losing it */
+	v->role = FTD_VMM_ROLE_BACKUP;
+	v->state = FT_VMM_ROLE;
+	v->reattaching = true;
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = epoch },
+	       "vmm: %s: SEED sent (a snapshot of %llu bytes); it builds the backup's VM from it", v->name,
+	       (unsigned long long)len);
+	return 0;
 }
 
 void ft_vmm_close(struct ft_vmm *v)
@@ -275,6 +314,12 @@ static int on_hello(struct ft_vmm *v, const struct ftd_vmm_msg *m)
 			return refuse(v, "vmm-bad-message", "HELLO: the VM name has a non-printable byte");
 	snprintf(v->name, sizeof(v->name), "%s", m->name);
 	ret = v->ops.hello ? v->ops.hello(v->ctx, v->name, &role, &epoch, why, sizeof(why)) : -ENOSYS;
+	if (ret == 1) {
+		v->state = FT_VMM_WAIT_SEED;
+		ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = epoch, .reason = "vmm-wait-seed" },
+		       "vmm: %s said HELLO; %s", v->name, why);
+		return 0;
+	}
 	if (ret) {
 		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = epoch, .reason = "vmm-refused" },
 		       "vmm: %s must not run here: %s; sending HALT", v->name, why);
@@ -295,7 +340,8 @@ static int on_hello(struct ft_vmm *v, const struct ftd_vmm_msg *m)
 static bool fields_ok(const struct ftd_vmm_msg *m)
 {
 	static const char zero[32];
-	bool seq = m->type == FTD_VMM_EMITTED || m->type == FTD_VMM_PAUSED;
+	bool seq = m->type == FTD_VMM_EMITTED || m->type == FTD_VMM_PAUSED ||
+		   m->type == FTD_VMM_SNAPSHOT_READY;
 	bool hello = m->type == FTD_VMM_HELLO;
 
 	return !m->reserved0 && !m->epoch && !m->role && (seq || !m->seq) && (hello || !m->version) &&
@@ -304,7 +350,7 @@ static bool fields_ok(const struct ftd_vmm_msg *m)
 
 static int on_msg(struct ft_vmm *v, const struct ftd_vmm_msg *m, int rfd)
 {
-	if (m->type < FTD_VMM_HELLO || m->type > FTD_VMM_RESUME) {
+	if (m->type < FTD_VMM_HELLO || m->type > FTD_VMM_SEED) {
 		if (rfd >= 0)
 			close(rfd);
 		return refuse(v, "vmm-bad-message", "message of unknown type %u", m->type);
@@ -315,7 +361,7 @@ static int on_msg(struct ft_vmm *v, const struct ftd_vmm_msg *m, int rfd)
 		return refuse(v, "vmm-bad-message", "%s with a non-zero field it does not use",
 			      type_name(m->type));
 	}
-	if (rfd >= 0 && m->type != FTD_VMM_ATTACHED) {
+	if (rfd >= 0 && m->type != FTD_VMM_ATTACHED && m->type != FTD_VMM_SNAPSHOT_READY) {
 		close(rfd);
 		return refuse(v, "vmm-bad-message", "file descriptor sent with %s", type_name(m->type));
 	}
@@ -356,6 +402,29 @@ static int on_msg(struct ft_vmm *v, const struct ftd_vmm_msg *m, int rfd)
 		v->pausing = false;
 		if (v->ops.paused)
 			v->ops.paused(v->ctx, m->seq);
+		return 0;
+	case FTD_VMM_SNAPSHOT_READY:
+		if (v->state != FT_VMM_ATTACHED || !v->snapshotting)
+			break;
+		if ((rfd >= 0) != (m->seq != 0)) {
+			if (rfd >= 0)
+				close(rfd);
+			return refuse(v, "vmm-bad-message", "SNAPSHOT_READY of %llu bytes %s a memfd",
+				      (unsigned long long)m->seq, rfd >= 0 ? "with" : "without");
+		}
+		v->snapshotting = false;
+		if (rfd >= 0) {
+			/* detached, re-attaching in RECORD: a new log, outputs held again */
+			v->role = FTD_VMM_ROLE_PRIMARY;
+			v->state = FT_VMM_ROLE;
+			v->reattaching = true;
+			v->live = false;
+			v->emitted = v->acked_sent = 0;
+		}
+		if (v->ops.snapshot_ready)
+			v->ops.snapshot_ready(v->ctx, rfd, m->seq);
+		else if (rfd >= 0)
+			close(rfd);
 		return 0;
 	}
 	if (rfd >= 0)
@@ -455,7 +524,7 @@ static int on_listen(sd_event_source *s, int fd, uint32_t ev, void *ud)
 	v->fd = cfd;
 	v->state = FT_VMM_HELLO;
 	v->emitted = v->acked_sent = 0;
-	v->live = v->pausing = v->pause_dropped = v->reattaching = false;
+	v->live = v->pausing = v->pause_dropped = v->reattaching = v->snapshotting = false;
 	v->name[0] = 0;
 	return 0;
 }
