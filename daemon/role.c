@@ -45,7 +45,10 @@ static const struct row table[] = {
 
 	{ FT_ROLE_SYNCING, FT_EV_PEER_ALIVE, FT_ROLE_SYNCING, 0 },
 	{ FT_ROLE_SYNCING, FT_EV_SYNC_DONE, FT_ROLE_PRIMARY, FT_ACT_ADVANCE_EPOCH },
-	{ FT_ROLE_SYNCING, FT_EV_PEER_DEAD, FT_ROLE_LIVE_ALONE, 0 },
+	{ FT_ROLE_SYNCING, FT_EV_PEER_DEAD, FT_ROLE_LIVE_ALONE, FT_ACT_GO_LIVE },
+	{ FT_ROLE_SYNCING, FT_EV_SYNC_ABORT, FT_ROLE_LIVE_ALONE, FT_ACT_GO_LIVE },
+	{ FT_ROLE_SYNCING, FT_EV_ARB_ERROR, FT_ROLE_SYNCING, FT_ACT_BALLOT_RETRY },
+	{ FT_ROLE_SYNCING, FT_EV_ARB_LOST, FT_ROLE_HALTED, FT_ACT_HALT },
 
 	/* Planned failover. */
 	{ FT_ROLE_PRIMARY, FT_EV_FAILOVER, FT_ROLE_HANDOVER, FT_ACT_PAUSE_VM },
@@ -126,6 +129,7 @@ const char *ft_role_event_name(enum ft_role_event ev)
 		[FT_EV_FAILOVER] = "failover", [FT_EV_SYNC_START] = "sync-start",
 		[FT_EV_SYNC_DONE] = "sync-done", [FT_EV_VM_LOST] = "vm-lost",
 		[FT_EV_SWAPPED] = "swapped", [FT_EV_FAILOVER_ABORT] = "failover-abort",
+		[FT_EV_SYNC_ABORT] = "sync-abort",
 	};
 
 	return ev >= 1 && ev <= FT_EV_MAX ? n[ev] : "unknown";

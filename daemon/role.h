@@ -15,9 +15,15 @@
  *   ARBITRATING --arb-lost-->    HALTED       (halt the VM, emit nothing)
  *   ARBITRATING --arb-error-->   ARBITRATING  (retry the ballot later; never
  *                                              live without a decision)
- *   LIVE_ALONE --sync-start-->   SYNCING      (a new backup is being seeded)
- *   SYNCING   --sync-done-->     PRIMARY      (advance the epoch)
- *   SYNCING   --peer-dead-->     LIVE_ALONE
+ *   LIVE_ALONE --sync-start-->   SYNCING      (a returning node asked to be
+ *                                              seeded: SNAPSHOT the VM, stream it)
+ *   SYNCING   --sync-done-->     PRIMARY      (won the ballot, wrote epoch e+1
+ *                                              naming the returning node backup)
+ *   SYNCING   --peer-dead-->     LIVE_ALONE   (the peer or the session is gone:
+ *                                              the VM goes live again)
+ *   SYNCING   --sync-abort-->    LIVE_ALONE   (refused or timed out: live again)
+ *   SYNCING   --arb-error-->     SYNCING      (retry the ballot)
+ *   SYNCING   --arb-lost-->      HALTED
  *   any but HALTED --stale-epoch--> HALTED    (a newer epoch exists: fenced)
  *
  * Planned failover (ftctl failover; node.c drives the steps, ftd_vmm.h the VMM):
@@ -74,7 +80,8 @@ enum ft_role_event {
 	FT_EV_VM_LOST,		/* the local VM is gone (VMM closed, replay failed) */
 	FT_EV_SWAPPED,		/* planned failover: epoch e+1 names the other primary */
 	FT_EV_FAILOVER_ABORT,	/* planned failover abandoned (timeout, refusal) */
-	FT_EV_MAX = FT_EV_FAILOVER_ABORT,
+	FT_EV_SYNC_ABORT,	/* re-protection abandoned (refusal, timeout) */
+	FT_EV_MAX = FT_EV_SYNC_ABORT,
 };
 
 /* Actions, a bit mask, in the order ftd performs them. */
