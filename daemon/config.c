@@ -220,6 +220,21 @@ static int set(struct ft_config *c, const char *k, const char *v, const char **h
 		if (ft_parse_size(v, &n) || n < 32768 || n > (1ULL << 30))
 			return -EINVAL;
 		c->max_lag_bytes = n;
+	} else if (!strcmp(k, "reprotect")) {
+		*hint = "yes or no";
+		if (strcmp(v, "yes") && strcmp(v, "no"))
+			return -EINVAL;
+		c->reprotect = v[0] == 'y';
+	} else if (!strcmp(k, "sync_timeout")) {
+		*hint = "100ms..600s";
+		if (ft_parse_duration_us(v, &n) || n < 100000 || n > 600000000)
+			return -EINVAL;
+		c->sync_timeout_us = n;
+	} else if (!strcmp(k, "sync_rate")) {
+		*hint = "0 or 64K..10G (bytes per second)";
+		if (ft_parse_size(v, &n) || (n && n < 65536) || n > (10ULL << 30))
+			return -EINVAL;
+		c->sync_rate = n;
 	} else if (!strcmp(k, "log_level")) {
 		static const char *const lv[] = { "err", "warning", "notice", "info", "debug" };
 
@@ -248,6 +263,8 @@ int ft_config_parse(const char *text, const char *name, struct ft_config *c, cha
 	c->heartbeat_us = 100000;
 	c->peer_timeout_us = 500000;
 	c->go_live_timeout_us = 10000000;
+	c->sync_timeout_us = 30000000;
+	c->reprotect = true;
 	c->max_lag_records = 65536;
 	c->max_lag_bytes = 4u << 20;
 	c->log_level = LOG_INFO;

@@ -30,6 +30,16 @@
  *                      nothing while records are left before ftd gives up
  *                      and halts (going live without them would lose acked
  *                      records; default 10s; 100ms..600s)
+ *   reprotect          yes | no (default yes; ring = vm): a node fenced at
+ *                      start asks its peer to seed it as the new backup, and
+ *                      a node live alone with a VM offers that seed (README
+ *                      "Re-protection"); no: a fenced node stays halted
+ *   sync_timeout       re-protection: how long the live VM may take to answer
+ *                      SNAPSHOT, and the returning node to report its VM
+ *                      seeded after the last byte, before the sync is given
+ *                      up and the VM goes live again (default 30s; 100ms..600s)
+ *   sync_rate          re-protection: the snapshot transfer's pace in bytes
+ *                      per second (default 0: as fast as TCP takes it; K/M/G)
  *   max_lag_records    unacked records in flight (default 65536)
  *   max_lag_bytes      unacked bytes in flight (default 4M; K/M/G suffixes)
  *   vmm_socket         the VMM socket (ftd_vmm.h; ring = vm only), default
@@ -61,11 +71,13 @@ struct ft_config {
 	char ring[PATH_MAX];		/* path of the ring file; "" = ring from the VMM */
 	char vmm_socket[PATH_MAX];
 	bool vmm_file_rings;
+	bool reprotect;
 	unsigned int ring_order;
 	char shared_disk[PATH_MAX];
 	uint64_t epoch;
 	uint64_t heartbeat_us, peer_timeout_us, backup_delay_us, failover_timeout_us;
-	uint64_t go_live_timeout_us;
+	uint64_t go_live_timeout_us, sync_timeout_us;
+	uint64_t sync_rate;		/* bytes/s; 0 = unpaced */
 	uint32_t max_lag_records;
 	uint64_t max_lag_bytes;
 	char status_socket[PATH_MAX];

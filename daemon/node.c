@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sodium.h>
 #include "ballot.h"
+#include "sync.h"
 #include "log.h"
 #include "node.h"
 #include "vmm.h"
@@ -55,6 +56,64 @@ struct ft_fo {
 	uint64_t last_ms, last_seq, last_epoch;
 };
 
+/* Re-protection, the steps of either node (README "Re-protection"). */
+enum sy_step {
+	SY_IDLE = 0,
+	/* the live node (role SYNCING, then PRIMARY) */
+	SY_SNAPSHOT,	/* SNAPSHOT sent; SNAPSHOT_READY, then ATTACHED in RECORD */
+	SY_SENDING,	/* streaming the snapshot */
+	SY_SEEDING,	/* all sent; the returning node's VMM builds the VM */
+	SY_DISK,	/* it is SEEDED: ballot for e, then epoch e+1 on the disk */
+	SY_LINGER,	/* DONE(e+1) sent; the old session ends */
+	/* the returning node (role HALTED until it is BACKUP of e+1) */
+	SY_ASKING,	/* fenced at start: its channel asks the peer for a seed */
+	SY_RECEIVING,	/* SNAP chunks arriving */
+	SY_SEED,	/* the snapshot checked: SEED to the VMM, then its ATTACHED */
+	SY_SEEDED,	/* its VM attached in REPLAY: waiting for DONE(e+1) */
+	SY_FAILED,	/* REFUSED sent: halts when the session ends (bounded) */
+	SY_GAVE_UP,	/* halted */
+};
+
+static const char *const sy_step_names[] = {
+	[SY_IDLE] = "idle", [SY_SNAPSHOT] = "snapshotting", [SY_SENDING] = "sending",
+	[SY_SEEDING] = "seeding", [SY_DISK] = "disk", [SY_LINGER] = "switching",
+	[SY_ASKING] = "asking", [SY_RECEIVING] = "receiving", [SY_SEED] = "seeding-vm",
+	[SY_SEEDED] = "seeded", [SY_FAILED] = "failed", [SY_GAVE_UP] = "gave-up",
+};
+
+/* What each step waits for, for ftctl status. */
+static const char *const sy_waits[] = {
+	[SY_SNAPSHOT] = "the VMM's snapshot and its re-attach in RECORD",
+	[SY_SENDING] = "the snapshot transfer",
+	[SY_SEEDING] = "the new backup's VM to be built from the snapshot",
+	[SY_DISK] = "the shared disk: epoch e+1 naming this node primary",
+	[SY_LINGER] = "the new backup to take the new epoch",
+	[SY_ASKING] = "the live peer to accept the seed request",
+	[SY_RECEIVING] = "the snapshot transfer",
+	[SY_SEED] = "the VMM: HELLO, then its VM built from the snapshot (SEED, ATTACHED)",
+	[SY_SEEDED] = "the live peer to write the new epoch on the disk",
+	[SY_FAILED] = "the refusal to reach the live peer, then halting",
+};
+
+struct ft_sy {
+	enum sy_step step;
+	uint64_t t0_us, t_send_us, deadline_us;
+	uint64_t total, sent;		/* snapshot bytes */
+	struct ft_fo_msg peer;		/* the peer's last re-protection message */
+	bool want_start;		/* live node: a seed session came up */
+	bool snapshot_sent;		/* SNAPSHOT not answered yet */
+	bool reattached;		/* the VMM re-attached in RECORD for this sync */
+	bool late;			/* abandoned before the re-attach: go live when it comes */
+	bool resume;			/* the GO_LIVE action resumes an abandoned sync */
+	bool retry_logged;
+	int snap_fd, seed_fd;
+	struct ft_sync_tx tx;
+	struct ft_sync_rx rx;
+	/* results, for ftctl */
+	uint64_t attempts, done, last_ms, last_bytes;
+	char last[240];
+};
+
 struct ft_node {
 	sd_event *ev;
 	struct ft_config cfg;
@@ -96,6 +155,8 @@ struct ft_node {
 	uint64_t chan_since_us;		/* the current channel's start (failure detection) */
 	struct ft_fo fo;
 	sd_event_source *fo_timer;
+	struct ft_sy sy;
+	sd_event_source *sy_timer;
 };
 
 static void changed(struct ft_node *n)
@@ -143,6 +204,19 @@ static void fo_arb_done(struct ft_node *n, int ret, unsigned int winner);
 static void fo_kick(struct ft_node *n, uint64_t delay_us);
 static void chan_failover(void *ctx, const struct ft_fo_msg *m);
 static int fo_channel(struct ft_node *n, char *err, size_t errlen);
+static void chan_sync(void *ctx, const struct ft_fo_msg *m);
+static void chan_snap(void *ctx, uint64_t total, uint64_t off, const uint8_t *data, size_t len);
+static void chan_snap_end(void *ctx, uint64_t total, const uint8_t hash[FT_SYNC_HASH_LEN]);
+static void vmm_snapshot_ready(void *ctx, int fd, uint64_t len);
+static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud);
+static void sy_resume_live(struct ft_node *n);
+static void sy_arb_done(struct ft_node *n, int ret, unsigned int winner);
+static void sy_abort(struct ft_node *n, enum ft_role_event ev, const char *why);
+static void sy_refuse(struct ft_node *n, const char *why);
+static void sy_reattached(struct ft_node *n);
+static void sy_kick(struct ft_node *n, uint64_t delay_us);
+static void sy_tx_end(struct ft_node *n);
+static void sy_offer(struct ft_node *n);
 
 static void arm_ballot(struct ft_node *n, uint64_t delay_us)
 {
@@ -163,6 +237,14 @@ static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 			arm_ballot(n, 100000);	/* the previous child is still alive */
 		else
 			n->arb_state = "handover ballot running";
+		return 0;
+	}
+	if (n->sm.role == FT_ROLE_SYNCING && n->sy.step == SY_DISK && n->arb) {
+		ret = ft_ballot_start_handover(n->arb, n->epoch);
+		if (ret)
+			arm_ballot(n, 100000);	/* the previous child is still alive */
+		else
+			n->arb_state = "re-protection ballot running";
 		return 0;
 	}
 	if (n->sm.role != FT_ROLE_ARBITRATING)
@@ -208,6 +290,10 @@ static void on_arb_done(void *ctx, int ret, unsigned int winner)
 
 	if (n->sm.role == FT_ROLE_HANDOVER) {
 		fo_arb_done(n, ret, winner);
+		return;
+	}
+	if (n->sm.role == FT_ROLE_SYNCING) {
+		sy_arb_done(n, ret, winner);
 		return;
 	}
 	if (n->sm.role != FT_ROLE_ARBITRATING)
@@ -301,6 +387,7 @@ static void go_live_finish(struct ft_node *n, uint64_t emitted)
 	       !n->vmm ? "" : n->ring.map_cons ? ", module in live mode" : ", no VM attached",
 	       n->vm_file ? " (ring file: no module)" : "", (unsigned long long)emitted,
 	       (unsigned long long)(ft_now_us() - n->go_live_t0) / 1000);
+	sy_offer(n);
 	changed(n);
 }
 
@@ -388,6 +475,10 @@ again:
 /* FT_ACT_GO_LIVE: this node won its epoch. */
 static void go_live_start(struct ft_node *n)
 {
+	if (n->sy.resume) {
+		sy_resume_live(n);
+		return;
+	}
 	n->go_live_t0 = ft_now_us();
 	if (!n->vmm || n->sm.from == FT_ROLE_PRIMARY || !n->ring.rstat) {
 		/*
@@ -463,6 +554,8 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 	}
 	if (act & FT_ACT_BALLOT_RETRY)
 		arm_ballot(n, 50000 + randombytes_uniform(450000));
+	if (act & FT_ACT_SEED_BACKUP)
+		ft_vmm_send(n->vmm, FTD_VMM_SNAPSHOT, 0, 0, 0);
 	if (act & FT_ACT_GO_LIVE)
 		go_live_start(n);
 	if (act & FT_ACT_HALT) {
@@ -478,6 +571,7 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
 			sd_event_source_set_enabled(n->go_live_timer, SD_EVENT_OFF);
 		if (n->fo.step != FO_IDLE)
 			fo_result(n, false, "this node halted");
+		sy_tx_end(n);
 		if (ft_vmm_state(n->vmm) != FT_VMM_NONE && ft_vmm_state(n->vmm) != FT_VMM_LOST) {
 			ft_vmm_send(n->vmm, FTD_VMM_HALT, 0, fence, 0);
 			ft_vmm_close(n->vmm);
@@ -494,6 +588,16 @@ static void apply(struct ft_node *n, enum ft_role_event ev)
  */
 static void peer_dead_compete(struct ft_node *n)
 {
+	if (n->sm.role == FT_ROLE_SYNCING) {
+		/* the disk step finishes first: it may have written epoch e+1 already */
+		if (n->sy.step != SY_DISK)
+			sy_abort(n, FT_EV_PEER_DEAD, "the returning node went silent");
+		return;
+	}
+	if (n->sy.step >= SY_RECEIVING && n->sy.step <= SY_SEEDED) {
+		sy_refuse(n, "the live node went silent mid-sync");
+		return;
+	}
 	if (n->vmm && !n->ring.map_cons && (n->sm.role == FT_ROLE_PRIMARY || n->sm.role == FT_ROLE_BACKUP)) {
 		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "no-vm",
 							     .role = ft_role_name(n->sm.role) },
@@ -515,6 +619,9 @@ static void peer_silent(struct ft_node *n, uint64_t now, uint64_t silent_us)
 	struct ft_log_fields f = { .peer = n->cfg.peer_str, .epoch = n->epoch,
 				   .reason = n->peer_seen ? "peer-timeout" : "peer-never-seen",
 				   .role = ft_role_name(n->sm.role) };
+
+	if (n->sy.step == SY_ASKING || n->sy.step >= SY_FAILED)
+		return;	/* a returning node waits for a live peer; it has nothing to lose */
 
 	if (!n->peer_seen && n->sm.role == FT_ROLE_BACKUP) {
 		if (!n->never_seen_logged)
@@ -589,6 +696,14 @@ static void chan_state(void *ctx, enum ft_chan_state st)
 		n->peer_dead = false;
 		sd_event_source_set_time(n->detect, ft_now_us() + n->cfg.peer_timeout_us);
 		apply(n, FT_EV_PEER_ALIVE);
+		if (n->sm.role == FT_ROLE_LIVE_ALONE && n->sy.step == SY_IDLE) {
+			n->sy.want_start = true;	/* only a seed session comes up now */
+			sy_kick(n, 0);
+		}
+	} else if (n->sm.role == FT_ROLE_SYNCING && n->sy.step != SY_DISK && n->sy.step != SY_IDLE) {
+		sy_abort(n, FT_EV_PEER_DEAD, "the session with the returning node ended");
+	} else if (n->sy.step >= SY_RECEIVING && n->sy.step <= SY_FAILED) {
+		sy_kick(n, 0);
 	}
 	changed(n);
 }
@@ -686,12 +801,12 @@ static int start_channel(struct ft_node *n, char *err, size_t errlen)
 {
 	static const struct ft_chan_ops cops = {
 		.state = chan_state, .epoch_mismatch = chan_epoch, .acked = chan_acked,
-		.failover = chan_failover,
+		.failover = chan_failover, .sync = chan_sync, .snap = chan_snap, .snap_end = chan_snap_end,
 	};
 	int ret;
 
 	n->chan_since_us = ft_now_us();
-	n->cc.ring = n->ring.map_cons ? &n->ring : NULL;
+	n->cc.ring = n->ring.map_cons && !n->cc.hello_flags ? &n->ring : NULL;
 	n->cc.epoch = n->epoch;
 	n->cc.role = n->sm.role;
 	ret = ft_chan_new(n->ev, &n->cc, &cops, n, &n->chan);
@@ -710,6 +825,12 @@ static int vmm_hello(void *ctx, const char *name, uint32_t *role, uint64_t *epoc
 
 	(void)name;
 	*epoch = n->fence_epoch > n->epoch ? n->fence_epoch : n->epoch;
+	if (n->sm.role == FT_ROLE_HALTED && n->sy.step >= SY_ASKING && n->sy.step <= SY_SEED) {
+		snprintf(why, whylen, "this node is being re-protected (%s): SEED follows once node %u's "
+			 "snapshot is here", sy_step_names[n->sy.step], 3 - n->cfg.node_id);
+		sy_kick(n, 0);
+		return 1;
+	}
 	if (n->sm.role == FT_ROLE_HALTED) {
 		snprintf(why, whylen, "this node is halted (%s)", n->halt_why[0] ? n->halt_why : "fenced");
 		return -EPERM;
@@ -727,9 +848,10 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 {
 	struct ft_node *n = ctx;
 	bool primary = info->mode == KVM_FT_MODE_RECORD;
+	bool late = n->sy.late && n->sm.role == FT_ROLE_LIVE_ALONE;
 	int ret;
 
-	if (!n->chan || n->ring.map_cons) {
+	if ((!n->chan && !late) || n->ring.map_cons) {
 		snprintf(why, whylen, n->chan ? "a ring is attached already" : "this node is %s now",
 			 ft_role_name(n->sm.role));
 		return -EBUSY;
@@ -746,6 +868,21 @@ static int vmm_attached(void *ctx, int fd, const struct kvm_ft_info *info, char 
 	n->vm_info = *info;
 	n->vm_mode = info->mode;
 	n->vm_file = info->flags & FT_VMM_INFO_F_FILE;
+	if (primary && (n->sy.step == SY_SNAPSHOT || late)) {
+		/* re-protection: the log waits in the ring until the epoch e+1 channel */
+		sy_reattached(n);
+		changed(n);
+		return 0;
+	}
+	if (!primary && n->sy.step == SY_SEED) {
+		n->sy.step = SY_SEEDED;
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_SEEDED });
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "sync-seeded" },
+		       "re-protection: the VM was built from the snapshot and attached in REPLAY; waiting for "
+		       "node %u to write the next epoch", 3 - n->cfg.node_id);
+		changed(n);
+		return 0;
+	}
 	/* The kernel's ft fd wakes the sender (edge-triggered); a ring file is polled. */
 	ret = ft_chan_set_ring(n->chan, &n->ring, primary && !n->vm_file ? fd : 0, false);
 	if (ret) {
@@ -777,6 +914,10 @@ static int on_vm_lost(sd_event_source *s, void *ud)
 	(void)s;
 	snprintf(why, sizeof(why), "the local VM is gone (VMM %s)", n->vm_lost_why);
 	sd_event_source_set_enabled(n->vm_lost_defer, SD_EVENT_OFF);
+	if (n->sy.step >= SY_ASKING && n->sy.step <= SY_SEEDED) {
+		sy_refuse(n, "its VMM refused the snapshot or went away");
+		return 0;
+	}
 	halt_for(n, FT_EV_VM_LOST, 0, why);
 	return 0;
 }
@@ -1179,6 +1320,500 @@ int ft_node_failover(struct ft_node *n, uint64_t *attempt, char *msg, size_t len
 	return 0;
 }
 
+/* ---- re-protection (README "Re-protection"; frame.h: SNAP, enum ft_sy_wire) ---- */
+
+/* The live node offers a seed to its returning peer: a channel that dials it, heartbeats only. */
+static void sy_offer(struct ft_node *n)
+{
+	char err[200];
+	int ret;
+
+	if (!n->cfg.reprotect || !n->vmm || !n->ring.map_cons || !n->arb || n->chan ||
+	    n->sm.role != FT_ROLE_LIVE_ALONE)
+		return;
+	n->cc.sender = true;
+	n->cc.hello_flags = FT_HELLO_SEED_OFFER;
+	ret = ft_psk_load(n->cfg.key_file, n->cc.psk, err, sizeof(err));
+	if (!ret)
+		ret = start_channel(n, err, sizeof(err));
+	n->cc.hello_flags = 0;
+	if (ret) {
+		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "sync-offer", .err = -ret },
+		       "re-protection: cannot offer a seed to node %u: %s", 3 - n->cfg.node_id, err);
+		return;
+	}
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch },
+	       "re-protection: offering node %u a seed when it comes back (dialing %s)", 3 - n->cfg.node_id,
+	       n->cfg.peer_str);
+}
+
+static void sy_kick(struct ft_node *n, uint64_t delay_us)
+{
+	sd_event_source_set_time(n->sy_timer, ft_now_us() + delay_us);
+	sd_event_source_set_enabled(n->sy_timer, SD_EVENT_ONESHOT);
+}
+
+static void sy_result(struct ft_node *n, bool ok, const char *why)
+{
+	struct ft_sy *sy = &n->sy;
+
+	snprintf(sy->last, sizeof(sy->last), "%s%s%s", ok ? "done" : "abandoned", why ? ": " : "",
+		 why ? why : "");
+	sy->last_ms = (ft_now_us() - sy->t0_us) / 1000;
+	sy->last_bytes = sy->total;
+	sy->done++;
+	changed(n);
+}
+
+/* The live node's transfer state goes (the channel stops streaming). */
+static void sy_tx_end(struct ft_node *n)
+{
+	if (n->chan)
+		ft_chan_snap_stop(n->chan);
+	ft_sync_tx_close(&n->sy.tx);
+	if (n->sy.snap_fd >= 0)
+		close(n->sy.snap_fd);
+	n->sy.snap_fd = -1;
+}
+
+/*
+ * The live node gives the sync up: one line, ABORTED to the peer, the
+ * session ends, then ev (peer-dead or sync-abort) takes it back to
+ * LIVE_ALONE and the VM goes live again (sy_resume_live).
+ */
+static void sy_abort(struct ft_node *n, enum ft_role_event ev, const char *why)
+{
+	ft_log(LOG_WARNING, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+						     .reason = "sync-abandoned", .role = "live-alone" },
+	       "re-protection abandoned while %s (%llu of %llu bytes sent): %s; the VM goes on live alone",
+	       sy_step_names[n->sy.step], (unsigned long long)n->sy.sent, (unsigned long long)n->sy.total,
+	       why);
+	sy_tx_end(n);
+	n->sy.step = SY_IDLE;
+	n->sy.resume = true;
+	sy_result(n, false, why);
+	if (n->chan) {
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_ABORTED });
+		ft_chan_end_session(n->chan, "sync-abandoned", "re-protection abandoned");
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });
+	}
+	apply(n, ev);
+}
+
+/*
+ * FT_ACT_GO_LIVE after an abandoned sync. The VMM re-attached in RECORD (its
+ * outputs held for acks that never come): the module goes live and GO_LIVE
+ * releases them. SNAPSHOT still unanswered, or answered with a memfd but no
+ * ATTACHED yet: that happens when the VMM gets there (vmm_attached). A
+ * refused SNAPSHOT left the VM live: nothing to do.
+ */
+static void sy_resume_live(struct ft_node *n)
+{
+	n->sy.resume = false;
+	if (n->sy.reattached) {
+		n->sy.reattached = false;
+		n->go_live_t0 = ft_now_us();
+		go_live_finish(n, ft_vmm_emitted(n->vmm));
+		return;
+	}
+	if (n->sy.snapshot_sent)
+		n->sy.late = true;
+	changed(n);
+}
+
+/* The returning node gives up: one line, REFUSED to the live node, then it halts (sy_tick). */
+static void sy_refuse(struct ft_node *n, const char *why)
+{
+	ft_log(LOG_WARNING, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+						     .reason = "sync-refused", .role = "halted" },
+	       "re-protection failed while %s (%llu of %llu bytes received): %s; telling node %u, then "
+	       "halting (this node has no acked state: it never runs the VM)", sy_step_names[n->sy.step],
+	       (unsigned long long)n->sy.rx.got, (unsigned long long)n->sy.total, why,
+	       3 - n->cfg.node_id);
+	ft_sync_rx_close(&n->sy.rx);
+	if (n->sy.seed_fd >= 0)
+		close(n->sy.seed_fd);
+	n->sy.seed_fd = -1;
+	snprintf(n->halt_why, sizeof(n->halt_why), "re-protection failed: %s", why);
+	n->sy.step = SY_FAILED;
+	n->sy.deadline_us = ft_now_us() + n->cfg.peer_timeout_us;
+	sy_result(n, false, why);
+	if (n->chan)
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_REFUSED });
+	sy_kick(n, 1000);
+}
+
+/* The live node: a returning node asked to be seeded, the session is up. */
+static void sy_start(struct ft_node *n)
+{
+	struct ft_sy *sy = &n->sy;
+	const char *no = NULL;
+
+	sy->want_start = false;
+	if (n->sm.role != FT_ROLE_LIVE_ALONE || sy->step != SY_IDLE)
+		return;
+	if (!n->arb)
+		no = "no shared_disk: the next epoch cannot be decided";
+	else if (ft_vmm_state(n->vmm) != FT_VMM_ATTACHED || n->go_live != GL_DONE || sy->late)
+		no = "the VM is not attached and live";
+	if (no) {
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+							     .reason = "sync-refused" },
+		       "re-protection: node %u asks to be seeded; refused: %s", 3 - n->cfg.node_id, no);
+		if (n->chan)
+			ft_chan_end_session(n->chan, "sync-refused", no);
+		return;
+	}
+	sy->attempts++;
+	sy->t0_us = ft_now_us();
+	sy->deadline_us = sy->t0_us + n->cfg.sync_timeout_us;
+	sy->step = SY_SNAPSHOT;
+	sy->snapshot_sent = true;
+	sy->reattached = false;
+	sy->sent = sy->total = 0;
+	sy->peer = (struct ft_fo_msg){ 0 };
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+						    .reason = "sync-start" },
+	       "re-protection: node %u asks to be seeded as the new backup; snapshotting the VM",
+	       3 - n->cfg.node_id);
+	apply(n, FT_EV_SYNC_START);	/* FT_ACT_SEED_BACKUP: SNAPSHOT */
+}
+
+/* The VMM answered SNAPSHOT (vmm.h). */
+static void vmm_snapshot_ready(void *ctx, int fd, uint64_t len)
+{
+	struct ft_node *n = ctx;
+	const char *why = NULL;
+
+	n->sy.snapshot_sent = false;
+	if (fd >= 0) {
+		/* the VMM detached: the old ring and ft fd are gone; ATTACHED (RECORD) comes next */
+		if (n->ring.map_cons)
+			ft_ring_unmap(&n->ring);
+		memset(&n->ring, 0, sizeof(n->ring));
+		if (n->ring_fd >= 0)
+			close(n->ring_fd);
+		n->ring_fd = -1;
+		n->vm_mode = 0;
+	}
+	if (n->sm.role != FT_ROLE_SYNCING || n->sy.step != SY_SNAPSHOT) {
+		/* after an abandoned sync: ATTACHED then GO_LIVE (vmm_attached), or the VM stayed live */
+		if (fd < 0)
+			n->sy.late = false;
+		else
+			close(fd);
+		return;
+	}
+	if (fd < 0) {
+		sy_abort(n, FT_EV_SYNC_ABORT, "the VMM refused the SNAPSHOT (its log says why)");
+		return;
+	}
+	if (ft_sync_tx_open(&n->sy.tx, fd, len, &why)) {
+		close(fd);
+		n->sy.late = true;	/* the VMM re-attaches: it goes live again then */
+		sy_abort(n, FT_EV_SYNC_ABORT, why);
+		return;
+	}
+	n->sy.snap_fd = fd;
+	n->sy.total = len;
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+	       "re-protection: the VM's snapshot is %llu bytes; waiting for it to re-attach in RECORD",
+	       (unsigned long long)len);
+}
+
+/* The live node's VM re-attached in RECORD after SNAPSHOT_READY: stream the snapshot. */
+static void sy_reattached(struct ft_node *n)
+{
+	n->sy.reattached = true;
+	if (n->sy.late) {
+		n->sy.late = false;
+		n->sy.reattached = false;
+		n->go_live_t0 = ft_now_us();
+		go_live_finish(n, ft_vmm_emitted(n->vmm));
+		return;
+	}
+	if (n->sm.role != FT_ROLE_SYNCING || n->sy.step != SY_SNAPSHOT)
+		return;
+	if (!n->chan || ft_chan_snap_send(n->chan, &n->sy.tx, n->cfg.sync_rate)) {
+		sy_abort(n, FT_EV_PEER_DEAD, "the session with the returning node ended");
+		return;
+	}
+	n->sy.step = SY_SENDING;
+	n->sy.t_send_us = ft_now_us();
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+	       "re-protection: the VM records a new log (outputs held for the new backup); sending the "
+	       "snapshot%s", n->cfg.sync_rate ? " (paced)" : "");
+	changed(n);
+}
+
+/* The live node's disk step answered: epoch e (decided for it) again, then e+1. */
+static void sy_arb_done(struct ft_node *n, int ret, unsigned int winner)
+{
+	if (n->sy.step != SY_DISK)
+		return;
+	if (!ret && winner == n->cfg.node_id && ft_ballot_advanced(n->arb)) {
+		uint64_t old = n->epoch;
+
+		n->epoch++;
+		n->arb_state = "won the re-protection ballot";
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "sync-epoch" },
+		       "re-protection: won epoch %llu and wrote epoch %llu naming this node primary and node "
+		       "%u backup", (unsigned long long)old, (unsigned long long)n->epoch, 3 - n->cfg.node_id);
+		if (n->chan)
+			ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_DONE, .epoch = n->epoch });
+		n->sy.step = SY_LINGER;
+		n->sy.deadline_us = ft_now_us() + n->cfg.peer_timeout_us;
+		apply(n, FT_EV_SYNC_DONE);
+		sy_kick(n, 1000);
+		return;
+	}
+	if (!ret && winner != n->cfg.node_id) {
+		halt_for(n, FT_EV_ARB_LOST, n->epoch, "the peer won the arbitration during re-protection");
+		return;
+	}
+	if (ret == -ESTALE) {
+		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb),
+			 "fenced by a newer epoch on the disk during re-protection");
+		return;
+	}
+	/* the disk decides for this node or errs: the epoch must advance, retry */
+	if (!n->sy.retry_logged)
+		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "sync-advance",
+							 .err = -ret },
+		       "re-protection: cannot write the next epoch yet: %s; retrying", strerror(-ret));
+	n->sy.retry_logged = true;
+	apply(n, FT_EV_ARB_ERROR);
+}
+
+/* The live node, now primary of e+1: the channel of e+1 carries the ring that waited. */
+static void sy_finish_primary(struct ft_node *n)
+{
+	uint64_t waiting = n->ring.prod ? __atomic_load_n(&n->ring.prod->next_seq, __ATOMIC_ACQUIRE) - 1 : 0;
+
+	n->sy.step = SY_IDLE;
+	sy_tx_end(n);
+	ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });
+	ft_chan_set_hello_flags(n->chan, 0);
+	ft_chan_set_epoch(n->chan, n->epoch);
+	ft_chan_set_ring(n->chan, &n->ring, n->vm_file ? 0 : n->ring_fd, false);
+	n->peer_dead = false;
+	n->chan_since_us = ft_now_us();
+	n->stalled_at_us = 0;
+	n->bw_t = 0;
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+						    .reason = "sync-done", .role = "primary" },
+	       "re-protected in %llu ms: PRIMARY of epoch %llu with node %u as backup; the log that waited "
+	       "in the ring (%llu records) flows from seq 1", (unsigned long long)(ft_now_us() - n->sy.t0_us) / 1000,
+	       (unsigned long long)n->epoch, 3 - n->cfg.node_id, (unsigned long long)waiting);
+	sy_result(n, true, NULL);
+}
+
+/* The returning node, seeded: BACKUP of e+1, as a restarted ftd would start. */
+static void sy_finish_backup(struct ft_node *n, uint64_t epoch)
+{
+	n->sy.step = SY_IDLE;
+	n->epoch = epoch;
+	n->fence_epoch = 0;
+	n->halt_why[0] = 0;
+	ft_role_init(&n->sm, FT_ROLE_BACKUP);
+	n->arb_state = "idle";
+	ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });
+	ft_chan_set_hello_flags(n->chan, 0);
+	ft_chan_set_role(n->chan, n->sm.role);
+	ft_chan_set_epoch(n->chan, n->epoch);
+	ft_chan_set_ring(n->chan, &n->ring, 0, false);
+	n->peer_dead = false;
+	n->chan_since_us = ft_now_us();
+	n->stalled_at_us = 0;
+	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+						    .reason = "sync-done", .role = "backup" },
+	       "re-protected in %llu ms: BACKUP of epoch %llu, its VM seeded from node %u's snapshot "
+	       "(%llu bytes); the log flows from seq 1", (unsigned long long)(ft_now_us() - n->sy.t0_us) / 1000,
+	       (unsigned long long)n->epoch, 3 - n->cfg.node_id, (unsigned long long)n->sy.total);
+	sy_result(n, true, NULL);
+}
+
+/* One step of re-protection, on either node; runs every few ms while one is under way. */
+static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct ft_node *n = ud;
+	struct ft_sy *sy = &n->sy;
+	struct ft_chan_stats st = { 0 };
+	uint64_t now = ft_now_us();
+	char why[200];
+	bool up;
+
+	(void)s;
+	(void)usec;
+	if (n->chan)
+		ft_chan_get_stats(n->chan, &st);
+	up = n->chan && st.state == FT_CHAN_UP;
+	if (sy->want_start && up)
+		sy_start(n);
+	switch (sy->step) {
+	case SY_IDLE:
+	case SY_ASKING:
+		return 0;
+	case SY_SNAPSHOT:
+	case SY_SENDING:
+	case SY_SEEDING:
+		sy->sent = st.snap_sent;
+		if (sy->peer.state == FT_SY_REFUSED) {
+			sy_abort(n, FT_EV_SYNC_ABORT, "the returning node refused the snapshot (its log says why)");
+			return 0;
+		}
+		if (sy->step == SY_SENDING && st.snap_end_sent) {
+			sy->step = SY_SEEDING;
+			sy->deadline_us = now + n->cfg.sync_timeout_us;
+			ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+			       "re-protection: snapshot sent (%llu bytes in %llu ms); waiting for node %u's VM",
+			       (unsigned long long)sy->total, (unsigned long long)(now - sy->t_send_us) / 1000,
+			       3 - n->cfg.node_id);
+			changed(n);
+		}
+		if (sy->step == SY_SEEDING && sy->peer.state == FT_SY_SEEDED) {
+			sy_tx_end(n);
+			sy->step = SY_DISK;
+			sy->retry_logged = false;
+			n->arb_state = "re-protection ballot pending";
+			ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+			       "re-protection: node %u's VM is seeded and attached; the disk step", 3 - n->cfg.node_id);
+			arm_ballot(n, 0);
+			changed(n);
+			return 0;
+		}
+		if (sy->step != SY_SENDING && now >= sy->deadline_us) {
+			snprintf(why, sizeof(why), "%s within the sync timeout (%llu ms)",
+				 sy->step == SY_SNAPSHOT ? "the VMM did not answer SNAPSHOT and re-attach" :
+				 "the returning node did not report its VM seeded",
+				 (unsigned long long)n->cfg.sync_timeout_us / 1000);
+			sy_abort(n, FT_EV_SYNC_ABORT, why);
+			return 0;
+		}
+		break;
+	case SY_DISK:
+		break;
+	case SY_LINGER:
+		/* the returning node ends the old session when it reads DONE; bounded */
+		if (up && now < sy->deadline_us)
+			break;
+		sy_finish_primary(n);
+		return 0;
+	case SY_RECEIVING:
+	case SY_SEED:
+	case SY_SEEDED:
+		if (!up) {
+			sy_refuse(n, "the session with the live node ended mid-sync");
+			return 0;
+		}
+		if (sy->peer.state == FT_SY_ABORTED) {
+			sy_refuse(n, "the live node gave the sync up (its log says why)");
+			return 0;
+		}
+		if (sy->step == SY_SEED && sy->seed_fd >= 0 && ft_vmm_state(n->vmm) == FT_VMM_WAIT_SEED) {
+			int ret = ft_vmm_seed(n->vmm, sy->seed_fd, sy->total, st.epoch);
+
+			close(sy->seed_fd);
+			sy->seed_fd = -1;
+			if (ret) {
+				sy_refuse(n, "SEED could not be sent to the VMM");
+				return 0;
+			}
+			changed(n);
+		}
+		if (sy->step == SY_SEEDED && sy->peer.state == FT_SY_DONE && sy->peer.epoch > st.epoch) {
+			sy_finish_backup(n, sy->peer.epoch);
+			return 0;
+		}
+		break;
+	case SY_FAILED:
+		if (n->chan && up && now < sy->deadline_us)
+			break;
+		/* REFUSED went out (or the session is gone): halted for good */
+		ft_chan_free(n->chan);
+		n->chan = NULL;
+		sy->step = SY_GAVE_UP;
+		if (ft_vmm_state(n->vmm) != FT_VMM_NONE && ft_vmm_state(n->vmm) != FT_VMM_LOST) {
+			ft_vmm_send(n->vmm, FTD_VMM_HALT, 0, n->epoch, 0);
+			ft_vmm_close(n->vmm);
+		}
+		ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .role = "halted" },
+		       "HALTED in epoch %llu: %s", (unsigned long long)n->epoch, n->halt_why);
+		changed(n);
+		return 0;
+	case SY_GAVE_UP:
+		return 0;
+	}
+	sy_kick(n, 5000);
+	return 0;
+}
+
+static void chan_sync(void *ctx, const struct ft_fo_msg *m)
+{
+	struct ft_node *n = ctx;
+
+	n->sy.peer = *m;
+	sy_kick(n, 0);	/* not from inside the channel's callback */
+}
+
+/* The returning node: a SNAP chunk. */
+static void chan_snap(void *ctx, uint64_t total, uint64_t off, const uint8_t *data, size_t len)
+{
+	struct ft_node *n = ctx;
+	const char *why = NULL;
+
+	if (n->sy.step == SY_ASKING) {
+		if (ft_sync_rx_open(&n->sy.rx, total, &why)) {
+			sy_refuse(n, why);
+			return;
+		}
+		n->sy.step = SY_RECEIVING;
+		n->sy.total = total;
+		n->sy.t0_us = ft_now_us();
+		n->sy.attempts++;
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
+							    .reason = "sync-start" },
+		       "re-protection: receiving a snapshot of %llu bytes from node %u", (unsigned long long)total,
+		       3 - n->cfg.node_id);
+		changed(n);
+	}
+	if (n->sy.step != SY_RECEIVING)
+		return;	/* refused already: the rest is dropped */
+	if (total != n->sy.total) {
+		sy_refuse(n, "a snapshot chunk announces another length");
+		return;
+	}
+	if (ft_sync_rx_chunk(&n->sy.rx, off, data, len, &why))
+		sy_refuse(n, why);
+}
+
+/* The returning node: SNAP_END. The memfd goes to the VMM with SEED (sy_tick). */
+static void chan_snap_end(void *ctx, uint64_t total, const uint8_t hash[FT_SYNC_HASH_LEN])
+{
+	struct ft_node *n = ctx;
+	const char *why = NULL;
+	int fd;
+
+	if (n->sy.step != SY_RECEIVING) {
+		if (n->sy.step == SY_ASKING)
+			sy_refuse(n, "snapshot end without a snapshot");
+		return;
+	}
+	fd = ft_sync_rx_end(&n->sy.rx, total, hash, &why);
+	if (fd < 0) {
+		sy_refuse(n, why);
+		return;
+	}
+	n->sy.seed_fd = fd;
+	n->sy.step = SY_SEED;
+	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
+	       "re-protection: snapshot received and checked (%llu bytes in %llu ms, BLAKE2b-256 matches); "
+	       "%s", (unsigned long long)total, (unsigned long long)(ft_now_us() - n->sy.t0_us) / 1000,
+	       ft_vmm_state(n->vmm) == FT_VMM_WAIT_SEED ? "SEED to the VMM" : "SEED when the VMM says HELLO");
+	sy_kick(n, 0);
+	changed(n);
+}
+
 /*
  * A node that comes back after its pair moved on must not run the VM: if
  * the disk's current epoch was decided while it was away, the other node is
@@ -1208,11 +1843,15 @@ static int check_returning(struct ft_node *n, char *err, size_t errlen)
 		return 0;
 	}
 	snprintf(n->halt_why, sizeof(n->halt_why), "epoch %llu was decided for node %u while this node "
-		 "was away", (unsigned long long)n->epoch, winner);
+		 "was away%s", (unsigned long long)n->epoch, winner,
+		 !n->cfg.ring[0] && n->cfg.reprotect ? "; asking it to seed this node as the new backup" : "");
+	if (!n->cfg.ring[0] && n->cfg.reprotect)
+		n->sy.step = SY_ASKING;
 	n->fence_epoch = n->epoch;
 	ft_log(LOG_WARNING, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "returning-fenced",
 						     .role = "halted" },
-	       "fenced at start: %s; this node stays halted and will not run the VM", n->halt_why);
+	       "fenced at start: %s; this node %s", n->halt_why, n->sy.step == SY_ASKING ?
+	       "runs no VM until it is seeded" : "stays halted and will not run the VM");
 	ft_role_init(&n->sm, FT_ROLE_HALTED);
 	n->arb_state = "fenced: the pair moved on while this node was away";
 	return 0;
@@ -1223,7 +1862,7 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 {
 	struct ft_node *n = calloc(1, sizeof(*n));
 	struct ft_chan_cfg *cc;
-	bool protecting;
+	bool protecting, asking;
 	int ret;
 
 	if (!n)
@@ -1236,6 +1875,7 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		n->ops = *ops;
 	n->ctx = ctx;
 	n->ring_fd = -1;
+	n->sy.snap_fd = n->sy.seed_fd = n->sy.rx.fd = -1;
 	n->epoch = cfg->epoch;
 	n->started_us = ft_now_us();
 	n->arb_state = "idle";
@@ -1269,7 +1909,10 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	if (ret)
 		goto fail;
 	cc->node_id = cfg->node_id;
-	cc->sender = cfg->role == FT_ROLE_PRIMARY;
+	/* a returning node asks to be seeded: it listens, the live node dials */
+	asking = n->sy.step == SY_ASKING;
+	cc->hello_flags = asking ? FT_HELLO_SEED_REQUEST : 0;
+	cc->sender = cfg->role == FT_ROLE_PRIMARY && !asking;
 	cc->peer = cfg->peer;
 	cc->peer_len = cfg->peer_len;
 	cc->max_unacked_records = cfg->max_lag_records;
@@ -1285,7 +1928,7 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		cc->backoff_max_us = 50000;
 	if (cc->backoff_max_us > 2000000)
 		cc->backoff_max_us = 2000000;
-	if (!cc->sender && protecting) {
+	if (!cc->sender && (protecting || asking)) {
 		cc->listen_fd = listen_on(cfg, err, errlen);
 		if (cc->listen_fd < 0) {
 			ret = cc->listen_fd;
@@ -1295,7 +1938,7 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 	if (!cfg->ring[0]) {
 		static const struct ft_vmm_ops vops = {
 			.hello = vmm_hello, .attached = vmm_attached, .emitted = vmm_emitted, .lost = vmm_lost,
-			.paused = vmm_paused,
+			.paused = vmm_paused, .snapshot_ready = vmm_snapshot_ready,
 		};
 
 		ret = ft_vmm_new(ev, cfg->vmm_socket, cfg->vmm_file_rings, &vops, n, &n->vmm, err, errlen);
@@ -1306,8 +1949,9 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		if (ret)
 			goto fail;
 	}
-	if (protecting) {
+	if (protecting || asking) {
 		ret = start_channel(n, err, errlen);
+		cc->hello_flags = 0;
 		if (ret)
 			goto fail;
 	}
@@ -1327,6 +1971,10 @@ int ft_node_new(sd_event *ev, const struct ft_config *cfg, const struct ft_node_
 		ret = sd_event_add_time(ev, &n->fo_timer, CLOCK_MONOTONIC, 0, 500, on_fo_tick, n);
 	if (ret >= 0)
 		ret = sd_event_source_set_enabled(n->fo_timer, SD_EVENT_OFF);
+	if (ret >= 0)
+		ret = sd_event_add_time(ev, &n->sy_timer, CLOCK_MONOTONIC, 0, 500, on_sy_tick, n);
+	if (ret >= 0)
+		ret = sd_event_source_set_enabled(n->sy_timer, SD_EVENT_OFF);
 	if (ret >= 0)
 		ret = sd_event_add_defer(ev, &n->vm_lost_defer, on_vm_lost, n);
 	if (ret >= 0)
@@ -1364,6 +2012,13 @@ void ft_node_free(struct ft_node *n)
 	sd_event_source_disable_unref(n->go_live_timer);
 	sd_event_source_disable_unref(n->vm_lost_defer);
 	sd_event_source_disable_unref(n->fo_timer);
+	sd_event_source_disable_unref(n->sy_timer);
+	ft_sync_tx_close(&n->sy.tx);
+	ft_sync_rx_close(&n->sy.rx);
+	if (n->sy.snap_fd >= 0)
+		close(n->sy.snap_fd);
+	if (n->sy.seed_fd >= 0)
+		close(n->sy.seed_fd);
 	if (n->cc.listen_fd >= 0)
 		close(n->cc.listen_fd);
 	sodium_memzero(n->cc.psk, sizeof(n->cc.psk));
@@ -1418,6 +2073,34 @@ static void vm_status(struct ft_node *n, FILE *o)
 		(unsigned long long)ft_vmm_refused(n->vmm));
 	if (n->halt_why[0])
 		fprintf(o, "halt_reason=%s\n", n->halt_why);
+}
+
+/* Re-protection: the step, bytes moved of the total, what it waits for, the last result. */
+static void sy_status(struct ft_node *n, FILE *o, uint64_t now)
+{
+	const struct ft_sy *sy = &n->sy;
+	uint64_t moved = sy->step >= SY_ASKING ? sy->rx.got : sy->sent;
+
+	if (n->chan && sy->step >= SY_SNAPSHOT && sy->step <= SY_SEEDING) {
+		struct ft_chan_stats st;
+
+		ft_chan_get_stats(n->chan, &st);
+		moved = st.snap_sent;
+	}
+	if (sy->step >= SY_SEED && sy->step <= SY_SEEDED)
+		moved = sy->total;
+	fprintf(o, "sync=%s\n", sy_step_names[sy->step]);
+	if (sy->step != SY_IDLE && sy->step != SY_GAVE_UP) {
+		fprintf(o, "sync_bytes=%llu\nsync_total=%llu\nsync_waiting_for=%s\n", (unsigned long long)moved,
+			(unsigned long long)sy->total, sy_waits[sy->step]);
+		if (sy->t0_us && sy->step != SY_ASKING)
+			fprintf(o, "sync_elapsed_ms=%llu\n", (unsigned long long)(now - sy->t0_us) / 1000);
+	}
+	fprintf(o, "sync_attempts=%llu\nsync_done=%llu\n", (unsigned long long)sy->attempts,
+		(unsigned long long)sy->done);
+	if (sy->done)
+		fprintf(o, "sync_last=%s\nsync_last_ms=%llu\nsync_last_bytes=%llu\n", sy->last,
+			(unsigned long long)sy->last_ms, (unsigned long long)sy->last_bytes);
 }
 
 void ft_node_status(struct ft_node *n, FILE *o)
@@ -1477,6 +2160,7 @@ void ft_node_status(struct ft_node *n, FILE *o)
 		fprintf(o, "failover_last=%s\nfailover_last_ms=%llu\nfailover_last_seq=%llu\n"
 			"failover_last_epoch=%llu\n", n->fo.last, (unsigned long long)n->fo.last_ms,
 			(unsigned long long)n->fo.last_seq, (unsigned long long)n->fo.last_epoch);
+	sy_status(n, o, now);
 	fprintf(o, "uptime_s=%llu\n", (unsigned long long)(now - n->started_us) / 1000000);
 }
 

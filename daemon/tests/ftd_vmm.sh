@@ -116,8 +116,10 @@ ok $? "its VMM got HALT epoch 1 and never GO_LIVE: never two live"
 ! grep -q FAIL "$work/p.out" "$work/b.out"
 ok $? "tool invariants held (replay byte-exact, ACKED monotonic and published first)"
 
-# ---- the returning host: node 1 restarts, the disk says epoch 1 went to node 2
+# ---- the returning host: node 1 restarts, the disk says epoch 1 went to node 2;
+# without re-protection (reprotect = no; ftd_sync.sh has it) it stays halted
 kill "$pid1"; wait "$pid1" 2>/dev/null
+echo "reprotect = no" >>"$work/n1.conf"
 start 1
 wait_for 5 1 role halted
 ok $? "restarted node 1 comes up halted: $(st 1 halt_reason)"
