@@ -25,6 +25,17 @@
  * $FTVMM_REATTACH_MS: after a swap, wait this long before re-attaching (a
  * slow VMM).
  *
+ * Re-protection (vm mode): a live VM answers SNAPSHOT with a sealed memfd
+ * of $FTVMM_SNAP_MB MiB (default 4) plus a random number of bytes below
+ * 1 MiB, the bytes a stream of SEED + epoch ("SNAPSHOT len L epoch E
+ * total T"), then detaches, attaches a new log ring in RECORD and runs on
+ * as the primary (outputs held for ACKED) from seq 1 of stream SEED + epoch
+ * + 2^32. A VM waiting after HELLO takes SEED instead of ROLE: it checks
+ * every byte of the memfd against the same stream ("SEED len L epoch E ok"),
+ * or refuses with one line and exits ("SEED_REFUSED ...": exit 3), then
+ * replays that log in REPLAY. $FTVMM_SNAP: refuse (SNAPSHOT_READY without
+ * a memfd), corrupt (one byte flipped before sealing).
+ *
  * Session k's records are stream SEED + epoch, seq from 1. At a swap both
  * tools print "SWAP role R epoch E at S total T" (T: records the VM went
  * through in all sessions), so a test can see both stopped at the same
@@ -47,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -116,22 +128,41 @@ static void hello(void)
 	send_msg(&m, sizeof(m), -1);
 }
 
-/* 1 message, 0 nothing within ms, -1 EOF. */
-static int recv_msg(struct ftd_vmm_msg *m, int ms)
+/* 1 message (its fd in *fd if one came, else -1), 0 nothing within ms, -1 EOF. */
+static int recv_msg_fd(struct ftd_vmm_msg *m, int ms, int *fd)
 {
 	struct pollfd p = { sock, POLLIN, 0 };
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov = { m, sizeof(*m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &cm,
+			     .msg_controllen = sizeof(cm) };
 	ssize_t n;
 
+	*fd = -1;
 	if (poll(&p, 1, ms) <= 0)
 		return 0;
-	n = recv(sock, m, sizeof(*m), MSG_DONTWAIT);
+	n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0 && errno == EAGAIN)
 		return 0;
 	if (n <= 0)
 		return -1;
 	if (n != sizeof(*m))
 		die("message of %s bytes from ftd", "a wrong number of");
+	if (CMSG_FIRSTHDR(&mh) && CMSG_FIRSTHDR(&mh)->cmsg_type == SCM_RIGHTS)
+		memcpy(fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
 	return 1;
+}
+
+static int recv_msg(struct ftd_vmm_msg *m, int ms)
+{
+	int fd, r = recv_msg_fd(m, ms, &fd);
+
+	if (fd >= 0)
+		die("ftd sent a file descriptor with message type %s", m->type == FTD_VMM_SEED ? "SEED" : "?");
+	return r;
 }
 
 static int ring_memfd(bool replay, unsigned int order)
@@ -143,11 +174,20 @@ static int ring_memfd(bool replay, unsigned int order)
 	return fd;
 }
 
-/* ROLE from ftd; returns the role, or 0 if ftd answered HALT/EOF (printed). */
-static uint32_t expect_role(uint64_t *epoch)
+/* ROLE (or SEED: its memfd in *seed) from ftd; returns the role, or 0 if ftd answered HALT/EOF (printed). */
+static uint32_t expect_role_seed(uint64_t *epoch, int ms, int *seed, uint64_t *seed_len)
 {
 	struct ftd_vmm_msg m;
-	int r = recv_msg(&m, 5000);
+	int fd, r = recv_msg_fd(&m, ms, &fd);
+
+	if (r > 0 && m.type == FTD_VMM_SEED && seed && fd >= 0) {
+		*seed = fd;
+		*seed_len = m.seq;
+		*epoch = m.epoch;
+		return m.role;
+	}
+	if (fd >= 0)
+		die("ftd sent a file descriptor with message type %s", "other than SEED");
 
 	if (r < 0 || !r) {
 		printf("%s\n", r ? "EOF" : "TIMEOUT");
@@ -166,6 +206,11 @@ static uint32_t expect_role(uint64_t *epoch)
 	return m.role;
 }
 
+static uint32_t expect_role(uint64_t *epoch)
+{
+	return expect_role_seed(epoch, 5000, NULL, NULL);
+}
+
 /*
  * ---- the VM: primary (the module's recorder and the VMM's output rule) or
  * backup (the module's replay), swapping on RESUME in the other role ----
@@ -182,6 +227,7 @@ struct vm {
 	uint32_t role;
 	uint64_t epoch, sseed, total_before;
 	bool paused, halted, live;
+	bool snap;			/* this log follows a snapshot: stream seed + epoch + 2^32 */
 	uint64_t pause_at;		/* backup: PAUSE(S) pending until replayed to S */
 	bool pausing;
 	int fd;
@@ -218,7 +264,7 @@ static void vm_attach(struct vm *v)
 	long page = sysconf(_SC_PAGESIZE);
 
 	produced = acked = emitted = consumed = 0;
-	v->sseed = v->seed + v->epoch;
+	v->sseed = v->seed + v->epoch + (v->snap ? 1ULL << 32 : 0);
 	v->paused = v->pausing = false;
 	v->t0 = ft_now_us();
 	v->fd = ring_memfd(v->role == FTD_VMM_ROLE_BACKUP, vm_order);
@@ -377,14 +423,98 @@ static int on_resume(struct vm *v, const struct ftd_vmm_msg *m)
 	return 0;
 }
 
+/* Byte i of the snapshot of stream s: every byte depends on the seed, the epoch and its offset. */
+static uint8_t snap_byte(uint64_t s, uint64_t i)
+{
+	uint64_t z = s + (i / 8) * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (uint8_t)(z >> (8 * (i % 8)));
+}
+
+/* SNAPSHOT: the live VM's state into a sealed memfd, then a new log in RECORD. */
+static int on_snapshot(struct vm *v)
+{
+	const char *mode = getenv("FTVMM_SNAP") ? getenv("FTVMM_SNAP") : "ok";
+	uint64_t mb = getenv("FTVMM_SNAP_MB") ? strtoull(getenv("FTVMM_SNAP_MB"), NULL, 0) : 4;
+	uint64_t len = (mb << 20) + (uint64_t)random() % (1 << 20) + 1;
+	uint64_t at = v->role == FTD_VMM_ROLE_PRIMARY ? produced : consumed;
+	uint8_t *p;
+	int fd;
+
+	if (!v->live || !strcmp(mode, "refuse")) {
+		printf("SNAPSHOT refused (%s)\n", v->live ? "FTVMM_SNAP=refuse" : "not live");
+		send_type(FTD_VMM_SNAPSHOT_READY, 0);
+		return 0;
+	}
+	fd = memfd_create("ftvmm-snapshot", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, (off_t)len))
+		die("snapshot memfd: %s", strerror(errno));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("snapshot mmap: %s", strerror(errno));
+	for (uint64_t i = 0; i < len; i++)
+		p[i] = snap_byte(v->seed + v->epoch, i);
+	if (!strcmp(mode, "corrupt"))
+		p[len / 2] ^= 0x40;
+	munmap(p, len);
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))
+		die("sealing the snapshot: %s", strerror(errno));
+	v->total_before += at;
+	printf("SNAPSHOT len %llu epoch %llu total %llu%s\n", (unsigned long long)len,
+	       (unsigned long long)v->epoch, (unsigned long long)v->total_before,
+	       strcmp(mode, "corrupt") ? "" : " (corrupted)");
+	send_msg(&(struct ftd_vmm_msg){ .type = FTD_VMM_SNAPSHOT_READY, .seq = len },
+		 sizeof(struct ftd_vmm_msg), fd);
+	close(fd);
+	vm_detach(v);
+	v->role = FTD_VMM_ROLE_PRIMARY;
+	v->live = false;	/* outputs wait for ACKED of the new log */
+	v->snap = true;
+	vm_attach(v);
+	return 0;
+}
+
+/* SEED: check every byte of the snapshot, then replay in REPLAY. 0, or 3 refused (printed). */
+static int on_seed(struct vm *v, int fd, uint64_t len)
+{
+	uint8_t *p = len ? mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+	int seals = fcntl(fd, F_GET_SEALS);
+	uint64_t i = 0;
+
+	if (p == MAP_FAILED || seals < 0 || !(seals & F_SEAL_WRITE)) {
+		printf("SEED_REFUSED len %llu: not a sealed memfd of that length\n", (unsigned long long)len);
+		return 3;
+	}
+	while (i < len && p[i] == snap_byte(v->seed + v->epoch, i))
+		i++;
+	munmap(p, len);
+	close(fd);
+	if (i < len) {
+		printf("SEED_REFUSED len %llu epoch %llu: byte %llu differs from the stream\n",
+		       (unsigned long long)len, (unsigned long long)v->epoch, (unsigned long long)i);
+		return 3;
+	}
+	printf("SEED len %llu epoch %llu ok\n", (unsigned long long)len, (unsigned long long)v->epoch);
+	v->snap = true;
+	return 0;
+}
+
 static int run_vm(struct vm *v)
 {
-	uint64_t last_state = 0;
+	uint64_t last_state = 0, seed_len = 0;
 	struct ftd_vmm_msg m;
+	int seed = -1;
 
-	v->role = expect_role(&v->epoch);
+	/* a returning node's ftd answers once the live node's snapshot is here */
+	v->role = expect_role_seed(&v->epoch, 120000, &seed, &seed_len);
 	if (!v->role)
 		return 2;
+	srandom((unsigned int)(v->seed ^ getpid()));
+	if (seed >= 0 && on_seed(v, seed, seed_len))
+		return 3;
 	vm_attach(v);
 	for (;;) {
 		int r;
@@ -423,6 +553,7 @@ static int run_vm(struct vm *v)
 				       (unsigned long long)consumed,
 				       (unsigned long long)(*v->r.prod_pos - v->st->consumer));
 			v->live = true;
+			v->epoch = m.epoch;
 		} else if (r && m.type == FTD_VMM_HALT) {
 			printf("HALT epoch %llu%s\n", (unsigned long long)m.epoch, v->live ? " AFTER GO_LIVE" : "");
 			v->halted = true;
@@ -430,6 +561,9 @@ static int run_vm(struct vm *v)
 			on_pause(v, m.seq);
 		} else if (r && m.type == FTD_VMM_RESUME) {
 			if (on_resume(v, &m))
+				return 1;
+		} else if (r && m.type == FTD_VMM_SNAPSHOT) {
+			if (on_snapshot(v))
 				return 1;
 		} else if (r) {
 			printf("FAIL unexpected message type %u\n", m.type);
