@@ -181,24 +181,41 @@ planned_failover() {
 	ok $? "$tag: outputs continue from B: none lost, none repeated, one host live"
 }
 
-# restart TAG HOST ROLE OTHER: boot the dead host again, start its ftd: it must
-# not go live (the epoch moved on), the survivor stays the only live node.
+# restart TAG HOST ROLE OTHER [kill]: HOST (killed before) boots again and
+# its ftd and VM start; it finds the epoch moved on and never goes live.
+# With a VM it asks to be re-protected: OTHER snapshots its live VM and
+# seeds HOST's, wins the next epoch, and the pair is protected again (HOST
+# backup, OTHER primary). With "kill", OTHER is then killed: HOST goes live
+# from the seeded state, the outputs continue without a gap; OTHER boots
+# again for the next trial.
 restart() {
-	local tag=$1 h=$2 role=$3 other=$4 live=0 r end
+	local tag=$1 h=$2 role=$3 other=$4 then=${5:-} live=0 r ro end
 	bed_boot "$h"
 	ok $? "$tag: host $h booted again"
 	on "$h" 10 hostctl ftd "$role" $ring > /dev/null
 	[ $with_vm = 1 ] && on "$h" 10 hostctl vm e2e 1 > /dev/null
-	end=$((SECONDS + 10))
+	end=$((SECONDS + 120))
 	while [ $SECONDS -le $end ]; do
-		r=$(st "$h" role)
+		r=$(st "$h" role) ro=$(st "$other" role)
 		[ "$r" = live-alone ] && live=1
-		[ "$r" = halted ] && break
+		[ $with_vm = 0 ] && [ "$r" = halted ] && break
+		[ "$r" = backup ] && [ "$ro" = primary ] && break
 		sleep 0.5
 	done
-	e2e_log "$tag: restarted $h is $r ($(st "$h" arbitration)), $other is $(st "$other" role)"
-	[ $live = 0 ] && [ "$(st "$other" role)" = live-alone ]
-	ok $? "$tag: restarted $h never went live ($r), $other still live alone"
+	e2e_log "$tag: restarted $h is $r ($(st "$h" arbitration)), $other is $ro"
+	if [ $with_vm = 0 ]; then
+		[ $live = 0 ] && [ "$(st "$other" role)" = live-alone ]
+		ok $? "$tag: restarted $h never went live ($r), $other still live alone"
+		return
+	fi
+	on "$other" 10 hostctl status > "$w/$other.status"
+	[ $live = 0 ] && [ "$r" = backup ] && [ "$ro" = primary ]
+	ok $? "$tag: restarted $h never went live; re-protected: $h backup, $other primary (epoch $(json epoch < "$w/$other.status"), sync $(json sync < "$w/$other.status"))"
+	outputs_continue "$tag re-protected" "$other"
+	[ "$then" = kill ] || return 0
+	kill_host "$tag re-protected" "$other" "$h" "$other" "$h"
+	bed_boot "$other"
+	ok $? "$tag: host $other booted again"
 }
 
 

@@ -8,15 +8,20 @@
 #   kill-primary  kill -9 A's QEMU at a random moment: B declares A dead,
 #                 wins the disk and goes live alone; the outputs continue
 #                 from B without a gap or a contradiction. Then A boots
-#                 again: its ftd finds the epoch moved on and never goes live.
-#   kill-backup   kill -9 B's QEMU: A goes live alone, outputs continue from A.
+#                 again: its ftd finds the epoch moved on and never goes
+#                 live; it is re-protected (B snapshots its VM, seeds A's,
+#                 wins the next epoch: A backup, B primary). Then B is
+#                 killed: A goes live from the seeded state, no gap.
+#   kill-backup   kill -9 B's QEMU: A goes live alone, outputs continue from A;
+#                 B boots again and is re-protected as A's backup.
 #   cut-link      the link proxy drops everything, both hosts alive: exactly
 #                 one goes live, the other halts, never both.
 #   failover      ftctl failover on A: roles swap (ftctl status on both), the
 #                 outputs continue from B with none lost and none repeated;
 #                 then kill -9 the new primary B: A (now backup) goes live
-#                 alone as in kill-primary; B boots again and stays out
-#                 (skipped while ftd refuses a planned failover).
+#                 alone as in kill-primary; B boots again, never goes live,
+#                 and is re-protected (skipped while ftd refuses a planned
+#                 failover).
 #   steady        the pair left alone E2E_STEADY seconds (30): no false
 #                 detection on a healthy link (roles, channel, no peer
 #                 declared dead), the outputs go on. Run in the first trial
@@ -75,7 +80,7 @@ for trial in $(seq "$trials"); do
 			outputs_continue "$tag" A ;;
 		kill-primary)
 			kill_host "$tag" A B
-			restart "$tag" A primary B ;;
+			restart "$tag" A primary B kill ;;
 		kill-backup)
 			kill_host "$tag" B A
 			restart "$tag" B backup A ;;
