@@ -211,9 +211,10 @@ restart() {
 	on "$other" 10 hostctl status > "$w/$other.status"
 	[ $live = 0 ] && [ "$r" = backup ] && [ "$ro" = primary ]
 	ok $? "$tag: restarted $h never went live; re-protected: $h backup, $other primary (epoch $(json epoch < "$w/$other.status"), sync $(json sync < "$w/$other.status"))"
-	outputs_continue "$tag re-protected" "$other"
+	# One word: the observer's marks take one.
+	outputs_continue "$tag/re-protected" "$other"
 	[ "$then" = kill ] || return 0
-	kill_host "$tag re-protected" "$other" "$h" "$other" "$h"
+	kill_host "$tag/re-protected" "$other" "$h" "$other" "$h"
 	bed_boot "$other"
 	ok $? "$tag: host $other booted again"
 }
