@@ -234,6 +234,22 @@ for l in sys.stdin:
         break' "$2" "$3"
 }
 
+# events_since HOST OFFSET T [PATTERN]: the host's ftd events (those
+# matching PATTERN), each as "# HOST events: MS message", MS from T (our clock).
+events_since() {
+	on "$1" 10 hostctl events | python3 -c '
+import json, re, sys
+host, off, t, pat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+for l in sys.stdin:
+    try:
+        e = json.loads(l)
+    except ValueError:
+        continue
+    if re.search(pat, e.get("message", "")):
+        print("# %s events: %d ms %s" % (host, int(e["time_ms"]) - off - t, e["message"]))' \
+		"$1" "$2" "$3" "${4:-}"
+}
+
 # obs COMMAND...: ask the observer; prints its one-line answer.
 obs() {
 	local line

@@ -68,14 +68,7 @@ figures() {
 	off=$(clock_offset "$s")
 	d=$(event_ms "$s" "$off" "declared dead")
 	l=$(event_ms "$s" "$off" "LIVE alone")
-	on "$s" 10 hostctl events | python3 -c '
-import json, sys
-for l in sys.stdin:
-    try:
-        e = json.loads(l)
-    except ValueError:
-        continue
-    print("# %s events: %d ms %s" % (sys.argv[1], int(e["time_ms"]) - int(sys.argv[2]) - int(sys.argv[3]), e["message"]))' "$s" "$off" "$t" | tail -n 8
+	events_since "$s" "$off" "$t" | tail -n 8
 	detect_ms=$([ -n "$d" ] && echo $((d - t)) || echo -)
 	golive_ms=$([ -n "$l" ] && echo $((l - t)) || echo -)
 	obs note detect_ms "$detect_ms" > /dev/null
@@ -189,9 +182,10 @@ planned_failover() {
 # from the seeded state, the outputs continue without a gap; OTHER boots
 # again for the next trial.
 restart() {
-	local tag=$1 h=$2 role=$3 other=$4 then=${5:-} live=0 r ro end
+	local tag=$1 h=$2 role=$3 other=$4 then=${5:-} live=0 r ro end t
 	bed_boot "$h"
 	ok $? "$tag: host $h booted again"
+	t=$(e2e_now)
 	on "$h" 10 hostctl ftd "$role" $ring > /dev/null
 	[ $with_vm = 1 ] && on "$h" 10 hostctl vm e2e 1 > /dev/null
 	end=$((SECONDS + 120))
@@ -202,13 +196,15 @@ restart() {
 		[ "$r" = backup ] && [ "$ro" = primary ] && break
 		sleep 0.5
 	done
-	e2e_log "$tag: restarted $h is $r ($(st "$h" arbitration)), $other is $ro"
+	e2e_log "$tag: restarted $h is $r ($(st "$h" arbitration)), $other is $ro, $(( $(e2e_now) - t )) ms after its ftd started"
 	if [ $with_vm = 0 ]; then
 		[ $live = 0 ] && [ "$(st "$other" role)" = live-alone ]
 		ok $? "$tag: restarted $h never went live ($r), $other still live alone"
 		return
 	fi
 	on "$other" 10 hostctl status > "$w/$other.status"
+	events_since "$other" "$(clock_offset "$other")" "$t" "re-protection|sync|snapshot|seed|SYNCING|syncing" |
+		tail -n 10
 	[ $live = 0 ] && [ "$r" = backup ] && [ "$ro" = primary ]
 	ok $? "$tag: restarted $h never went live; re-protected: $h backup, $other primary (epoch $(json epoch < "$w/$other.status"), sync $(json sync < "$w/$other.status"))"
 	# One word: the observer's marks take one.
