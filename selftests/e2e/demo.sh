@@ -6,9 +6,12 @@
 # Boots the two nested test hosts (bed.sh), starts ftd on both (A primary, B
 # backup) and the guest under ftvm, shows `ftctl status` on both and the
 # guest's output as the observer receives it, kills host A's QEMU with
-# SIGKILL, shows host B live and the output continuing, prints the figures.
+# SIGKILL, shows host B live and the output continuing, prints the figures;
+# then boots A again: it never goes live, B seeds it with a snapshot of the
+# live VM and the pair is protected again (A backup, B primary).
 # Exit status 0 only if every invariant held (observer: no gap, no
-# contradiction, never two hosts live; B live alone; no kernel splat).
+# contradiction, never two hosts live; B live alone, then A re-protected;
+# no kernel splat).
 #
 # Environment: KVM_FT_SEED (the run's random choices), DEMO_RUN (seconds of
 # output shown before and after the kill, default 10), KEEP=1.
@@ -67,7 +70,11 @@ echo "    $r" | tr ' ' '\n' | grep -E '^(detect_ms|golive_ms|backup_lag_records|
 	sed 's/^/    /'
 echo "    (detection and go-live: from the kill to ftd's events on B; takeover: B's first new"
 echo "     output, takeover_gap_ms after A's last one, takeover_ms after the kill)"
-for h in B; do
+step "host A comes back: its epoch moved on, so it never goes live; B seeds it as the new backup"
+restart demo A primary B
+status A
+status B
+for h in A B; do
 	on $h 10 hostctl scan > /dev/null && console_clean $h
 	ok $? "host $h: no kernel splat"
 done
