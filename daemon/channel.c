@@ -938,15 +938,6 @@ void ft_chan_snap_stop(struct ft_chan *c)
 	c->snap = NULL;
 }
 
-void ft_chan_end_session(struct ft_chan *c, const char *reason, const char *why)
-{
-	if (!c->up)
-		return;
-	ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = c->up->peer, .epoch = c->cfg.epoch,
-						    .reason = reason }, "channel: session ended: %s", why);
-	chan_drop(c->up);
-}
-
 void ft_chan_set_ack(struct ft_chan *c, bool on)
 {
 	c->ack_on = on;

@@ -171,8 +171,6 @@ void ft_chan_set_hello_flags(struct ft_chan *c, uint32_t flags);
  */
 int ft_chan_snap_send(struct ft_chan *c, struct ft_sync_tx *t, uint64_t rate);
 void ft_chan_snap_stop(struct ft_chan *c);
-/* End the current session (the sender redials). */
-void ft_chan_end_session(struct ft_chan *c, const char *reason, const char *why);
 const char *ft_chan_state_name(enum ft_chan_state st);
 
 uint64_t ft_now_us(void);

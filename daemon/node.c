@@ -702,6 +702,9 @@ static void chan_state(void *ctx, enum ft_chan_state st)
 		}
 	} else if (n->sm.role == FT_ROLE_SYNCING && n->sy.step != SY_DISK && n->sy.step != SY_IDLE) {
 		sy_abort(n, FT_EV_PEER_DEAD, "the session with the returning node ended");
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });	/* the next session starts clean */
+	} else if (n->sm.role == FT_ROLE_LIVE_ALONE && n->chan) {
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });
 	} else if (n->sy.step >= SY_RECEIVING && n->sy.step <= SY_FAILED) {
 		sy_kick(n, 0);
 	}
@@ -1377,9 +1380,11 @@ static void sy_tx_end(struct ft_node *n)
 }
 
 /*
- * The live node gives the sync up: one line, ABORTED to the peer, the
- * session ends, then ev (peer-dead or sync-abort) takes it back to
- * LIVE_ALONE and the VM goes live again (sy_resume_live).
+ * The live node gives the sync up: one line, ABORTED to the peer (in every
+ * heartbeat of this session: the returning node halts and ends it), then ev
+ * (peer-dead or sync-abort) takes it back to LIVE_ALONE and the VM goes
+ * live again (sy_resume_live). A returning node that went on asking in the
+ * same session would get no second attempt: bounded.
  */
 static void sy_abort(struct ft_node *n, enum ft_role_event ev, const char *why)
 {
@@ -1392,11 +1397,8 @@ static void sy_abort(struct ft_node *n, enum ft_role_event ev, const char *why)
 	n->sy.step = SY_IDLE;
 	n->sy.resume = true;
 	sy_result(n, false, why);
-	if (n->chan) {
+	if (n->chan)
 		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_ABORTED });
-		ft_chan_end_session(n->chan, "sync-abandoned", "re-protection abandoned");
-		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ 0 });
-	}
 	apply(n, ev);
 }
 
@@ -1461,7 +1463,7 @@ static void sy_start(struct ft_node *n)
 							     .reason = "sync-refused" },
 		       "re-protection: node %u asks to be seeded; refused: %s", 3 - n->cfg.node_id, no);
 		if (n->chan)
-			ft_chan_end_session(n->chan, "sync-refused", no);
+			ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_ABORTED });
 		return;
 	}
 	sy->attempts++;
@@ -1652,7 +1654,10 @@ static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
 		sy_start(n);
 	switch (sy->step) {
 	case SY_IDLE:
+		return 0;
 	case SY_ASKING:
+		if (up && sy->peer.state == FT_SY_ABORTED)
+			sy_refuse(n, "the live node refused or gave the sync up (its log says why)");
 		return 0;
 	case SY_SNAPSHOT:
 	case SY_SENDING:
