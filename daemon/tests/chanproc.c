@@ -117,6 +117,7 @@ pid_t spawn_endpoint(const struct ep_args *a)
 		.max_unacked_bytes = a->max_unacked_bytes,
 		.backoff_min_us = 10000, .backoff_max_us = 200000, .ring_poll_us = a->ring_poll_us,
 		.ring_notify_fd = a->notify_efd, .ring_notify_eventfd = true,
+		.hello_flags = a->hello_flags,
 	};
 	struct sockaddr_in *sa = (struct sockaddr_in *)&cfg.peer;
 	struct ep e = { .sh = a->sh };

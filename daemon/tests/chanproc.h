@@ -32,6 +32,7 @@ struct ep_args {
 	uint64_t max_unacked_bytes;
 	uint64_t ring_poll_us;	/* 0: the channel's default */
 	int notify_efd;		/* sender: eventfd the producer signals (0: none) */
+	uint32_t hello_flags;	/* enum ft_hello_flags (re-protection's handshake) */
 	const char *log_path;	/* stderr goes here */
 	struct ep_shared *sh;
 };

@@ -37,6 +37,7 @@ struct scen {
 	enum proxy_mode mode;
 	bool proxy, wrong_key;
 	uint64_t n, primary_epoch, backup_epoch;
+	uint32_t primary_flags, backup_flags;	/* enum ft_hello_flags */
 	unsigned int backup_order;
 	uint32_t max_recs;
 	uint64_t max_bytes;
@@ -67,9 +68,11 @@ static void run(const struct scen *s, struct res *r)
 	int bl = tcp_listen(&bport), pl = s->proxy ? tcp_listen(&pport) : -1;
 	struct ep_args pa = { .sender = true, .ring_fd = src, .port = s->proxy ? pport : bport,
 			      .epoch = s->primary_epoch ? s->primary_epoch : 1, .node_id = 1,
-			      .max_unacked_records = s->max_recs, .max_unacked_bytes = s->max_bytes };
+			      .max_unacked_records = s->max_recs, .max_unacked_bytes = s->max_bytes,
+			      .hello_flags = s->primary_flags };
 	struct ep_args ba = { .sender = false, .ring_fd = dst, .listen_fd = bl,
-			      .epoch = s->backup_epoch ? s->backup_epoch : 1, .node_id = 2 };
+			      .epoch = s->backup_epoch ? s->backup_epoch : 1, .node_id = 2,
+			      .hello_flags = s->backup_flags };
 	struct ft_ring w, rd;
 	struct ft_ring_cursor cur;
 	uint8_t buf[FT_RECGEN_MAX];
@@ -321,6 +324,39 @@ int main(void)
 	ok(count_lines(r.blog, "FT_REASON=stale-epoch") >= 1 &&
 	   count_lines(r.plog, "FT_REASON=future-epoch") >= 1,
 	   "both sides log why (backup: stale-epoch, primary: future-epoch)");
+
+	/* re-protection's handshake: a seed request meets an offer, or is refused */
+	struct scen sq = { .name = "seed-request-plain", .backup_flags = FT_HELLO_SEED_REQUEST,
+			   .n = 100, .secs = 1 };
+
+	run(&sq, &r);
+	ok(r.verified == 0 && r.shp->sessions == 0 && r.shb->sessions == 0 &&
+	   count_lines(r.plog, "FT_REASON=seed-refused") >= 1 &&
+	   count_lines(r.blog, "FT_REASON=seed-refused") >= 1,
+	   "a seed request to a node that offers none: no session, seed-refused on both sides");
+	struct scen so = { .name = "seed-offer-plain", .primary_flags = FT_HELLO_SEED_OFFER,
+			   .n = 100, .secs = 1 };
+
+	run(&so, &r);
+	ok(r.verified == 0 && r.shp->sessions == 0 && r.shb->sessions == 0 &&
+	   count_lines(r.plog, "FT_REASON=seed-refused") >= 1 &&
+	   count_lines(r.blog, "FT_REASON=seed-refused") >= 1,
+	   "a seed offer to a node that asks for none: no session, seed-refused on both sides");
+	struct scen sn = { .name = "seed-request-newer", .primary_flags = FT_HELLO_SEED_OFFER,
+			   .backup_flags = FT_HELLO_SEED_REQUEST, .primary_epoch = 1, .backup_epoch = 2,
+			   .n = 100, .secs = 1 };
+
+	run(&sn, &r);
+	ok(r.shp->sessions == 0 && count_lines(r.plog, "FT_REASON=future-epoch") >= 1,
+	   "a seed request from a newer epoch: no session, the offerer is the fenced one (future-epoch)");
+	struct scen sk = { .name = "seed-ok", .primary_flags = FT_HELLO_SEED_OFFER,
+			   .backup_flags = FT_HELLO_SEED_REQUEST, .primary_epoch = 3, .backup_epoch = 2,
+			   .n = 100, .secs = 1 };
+
+	run(&sk, &r);
+	ok(r.shp->sessions >= 1 && r.shb->sessions >= 1 && r.shp->rejects == 0 && r.shb->rejects == 0,
+	   "a seed request from an older epoch meets an offer: a session (%llu, %llu), nothing rejected",
+	   (unsigned long long)r.shp->sessions, (unsigned long long)r.shb->sessions);
 
 	struct scen fc = { .name = "flow-control", .n = 30000, .backup_order = 16, .max_recs = 256,
 			   .max_bytes = 64 << 10, .slow = 20, .secs = 60 };
