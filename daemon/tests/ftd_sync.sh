@@ -19,19 +19,7 @@ echo "# seed $seed: stream of $rate records/s, snapshots of $mb MiB and a bit"
 export FTVMM_SNAP_MB=$mb
 count() { grep -c -- "$1" "$2"; }
 
-vm_pair "$(vm_conf 1500ms 300ms "sync_timeout = 20s")"
-ok $? "pair started"
-tool 1 v1 vm "$seed" 100000000 "$rate" 0 "$work/v1.state"
-v1=$tool_pid
-tool 2 v2 vm "$seed" 100000000 "$rate" 0 "$work/v2.state"
-v2=$tool_pid
-wait_for 10 1 vmm attached && wait_for 10 2 vmm attached && wait_for 10 1 channel up
-ok $? "both VMs attached, channel up"
-for _ in $(seq 200); do [ "$(st 1 ring_consumed)" -ge 300 ] 2>/dev/null && break; sleep 0.05; done
-
-# ---- the primary host dies: node 2 goes live alone
-kill -KILL "$pid1" "$v1"; wait "$pid1" "$v1" 2>/dev/null
-wait_for 20 2 role live-alone && wait_for 20 2 go_live done && saw_golive v2
+live_alone "$(vm_conf 1500ms 300ms "sync_timeout = 20s")" "$rate"
 ok $? "primary host killed: node 2 live alone in epoch $(st 2 epoch) ($(grep GO_LIVE "$work/v2.out"))"
 
 # ---- it comes back: seeded, then BACKUP of epoch 2
