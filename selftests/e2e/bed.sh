@@ -221,17 +221,7 @@ clock_offset() {
 # event_ms HOST OFFSET PATTERN: when (our clock, ms) the host's ftd logged
 # the first event matching PATTERN; empty if none.
 event_ms() {
-	on "$1" 10 hostctl events | python3 -c '
-import json, re, sys
-off, pat = int(sys.argv[1]), sys.argv[2]
-for l in sys.stdin:
-    try:
-        e = json.loads(l)
-    except ValueError:
-        continue
-    if re.search(pat, e.get("message", "")):
-        print(int(e["time_ms"]) - off)
-        break' "$2" "$3"
+	events_since "$1" "$2" 0 "$3" | awk '{ print $4; exit }'
 }
 
 # events_since HOST OFFSET T [PATTERN]: the host's ftd events (those
