@@ -271,6 +271,11 @@ static int cmd_status(int argc, char **argv)
 	if (get(&r, "failover") && strcmp(get(&r, "failover"), "idle"))
 		warn_line("planned failover in progress: %s, paused at seq %llu, for %llu ms",
 			  get(&r, "failover"), num(&r, "failover_seq"), num(&r, "failover_elapsed_ms"));
+	if (get(&r, "sync_waiting_for"))
+		warn_line("re-protection %s: %llu of %llu bytes (%llu%%) in %llu ms; waiting for %s",
+			  get(&r, "sync"), num(&r, "sync_bytes"), num(&r, "sync_total"),
+			  num(&r, "sync_total") ? num(&r, "sync_bytes") * 100 / num(&r, "sync_total") : 0,
+			  num(&r, "sync_elapsed_ms"), get(&r, "sync_waiting_for"));
 	if (num(&r, "lag_records") * 2 > num(&r, "max_lag_records"))
 		warn_line("backup lags %llu records (window %llu)", num(&r, "lag_records"),
 			  num(&r, "max_lag_records"));
@@ -304,6 +309,10 @@ static int cmd_status(int argc, char **argv)
 		printf("  failover     last: %s, %llu ms, paused at seq %llu, epoch %llu (%llu asked or taken)\n",
 		       get(&r, "failover_last"), num(&r, "failover_last_ms"), num(&r, "failover_last_seq"),
 		       num(&r, "failover_last_epoch"), num(&r, "failover_attempts"));
+	if (num(&r, "sync_done"))
+		printf("  sync         last: %s, %s in %llu ms (%llu started)\n", get(&r, "sync_last"),
+		       human_bytes(num(&r, "sync_last_bytes"), b1, sizeof(b1)), num(&r, "sync_last_ms"),
+		       num(&r, "sync_attempts"));
 	free(buf);
 	return EX_OK;
 }
