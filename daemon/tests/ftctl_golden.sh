@@ -10,14 +10,6 @@
 set -u
 . "$(dirname "$0")/ftdlib.sh.inc"
 need
-gold=$here/golden
-mask() { sed -E 's/[0-9]+(\.[0-9]+)?/N/g'; }
-check_golden() {	# check_golden NAME < output
-	mask >"$work/$1"
-	if [ -n "${FT_GOLDEN_UPDATE:-}" ]; then cp "$work/$1" "$gold/$1"; fi
-	diff -u "$gold/$1" "$work/$1" | sed 's/^/# /'
-	[ "${PIPESTATUS[0]}" -eq 0 ]
-}
 
 setup ""
 # node 1 runs alone for a while: a long peer_timeout keeps it a primary that

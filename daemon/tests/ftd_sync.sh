@@ -46,6 +46,9 @@ ok $? "the log flows node 2 -> node 1 from seq 1 in epoch 2: acked $acked, ACKED
 ok $? "one re-protected line on each node: $(grep -h 're-protected in' "$work/n2.log" | cut -c1-90)"
 [ "$(st 2 sync_last)" = done ] && [ "$(st 2 sync)" = idle ] && [ "$(st 1 sync_last)" = done ]
 ok $? "ftctl --json: sync_last done on both ($(st 2 sync_last_bytes) bytes in $(st 2 sync_last_ms) ms)"
+h=$(ftc 2 status --color=never)
+[[ $h == *"  sync         last: done, "*" ms (1 started)"* ]] && [[ $h != *"!! re-protection"* ]]
+ok $? "ftctl status on node 2: $(echo "$h" | grep 'sync ')"
 
 # ---- the new primary dies: the re-protected node goes live, nothing acked lost
 kill -STOP "$v1b"

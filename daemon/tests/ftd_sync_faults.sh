@@ -13,6 +13,8 @@
 #    and halts, the live node goes live alone again;
 #  - the live VMM refuses SNAPSHOT: live alone again, the VM never stopped
 #    being live (no GO_LIVE), the returning node halts.
+# ftctl status of both nodes mid-transfer matches tests/golden/status-syncing.txt
+# and status-seeding.txt (numbers masked).
 set -u
 . "$(dirname "$0")/ftdlib.sh.inc"
 need
@@ -55,9 +57,15 @@ live_alone "$conf" "$rate"
 ok $? "node 2 live alone"
 returning v1b
 mid_transfer 30
+ok $? "node 1 receiving ($mid)"
+ftc 2 status --color=never | sed "s|$work|W|g" | check_golden status-syncing.txt
+ok $? "ftctl status of the live node while it sends the snapshot: matches golden"
+ftc 1 status --color=never | sed "s|$work|W|g" | check_golden status-seeding.txt
+ok $? "ftctl status of the returning node while it receives it: matches golden"
+mid_transfer 30
 rc=$?
 kill -KILL "$pid1" "$vr"; wait "$pid1" "$vr" 2>/dev/null
-ok $rc "node 1 receiving ($mid) when it is killed"
+ok $rc "node 1 still receiving ($mid) when it is killed"
 wait_for 20 2 role live-alone && for _ in $(seq 100); do [ "$(count GO_LIVE "$work/v2.out")" = 2 ] && break; sleep 0.1; done
 gl=$(grep GO_LIVE "$work/v2.out" | tail -1)
 [ "$(count GO_LIVE "$work/v2.out")" = 2 ] && [[ $gl == "GO_LIVE epoch 1 seq 0 emitted 0 produced "* ]] &&
