@@ -231,20 +231,15 @@ static int on_ballot(sd_event_source *s, uint64_t usec, void *ud)
 
 	(void)s;
 	(void)usec;
-	if (n->sm.role == FT_ROLE_HANDOVER && n->fo.step == FO_DISK && n->arb) {
+	/* the disk step of a planned failover or of re-protection: epoch e, then e+1 */
+	if (((n->sm.role == FT_ROLE_HANDOVER && n->fo.step == FO_DISK) ||
+	     (n->sm.role == FT_ROLE_SYNCING && n->sy.step == SY_DISK)) && n->arb) {
 		ret = ft_ballot_start_handover(n->arb, n->epoch);
 		if (ret)
 			arm_ballot(n, 100000);	/* the previous child is still alive */
 		else
-			n->arb_state = "handover ballot running";
-		return 0;
-	}
-	if (n->sm.role == FT_ROLE_SYNCING && n->sy.step == SY_DISK && n->arb) {
-		ret = ft_ballot_start_handover(n->arb, n->epoch);
-		if (ret)
-			arm_ballot(n, 100000);	/* the previous child is still alive */
-		else
-			n->arb_state = "re-protection ballot running";
+			n->arb_state = n->sm.role == FT_ROLE_HANDOVER ? "handover ballot running" :
+					"re-protection ballot running";
 		return 0;
 	}
 	if (n->sm.role != FT_ROLE_ARBITRATING)
@@ -970,6 +965,18 @@ static void fo_abandon(struct ft_node *n, const char *why)
 	apply(n, FT_EV_FAILOVER_ABORT);
 }
 
+/* The VMM detached its VM: its ring and ft fd go (a new ATTACHED brings the next). */
+static void vm_detached(struct ft_node *n)
+{
+	if (n->ring.map_cons)
+		ft_ring_unmap(&n->ring);
+	memset(&n->ring, 0, sizeof(n->ring));
+	if (n->ring_fd >= 0)
+		close(n->ring_fd);
+	n->ring_fd = -1;
+	n->vm_mode = 0;
+}
+
 /*
  * The roles swapped: the old channel and ring go (the VMM detaches), RESUME
  * asks the VMM to re-attach in the new mode, and the channel of the new
@@ -985,13 +992,7 @@ static int fo_restart(struct ft_node *n)
 
 	ft_chan_free(n->chan);
 	n->chan = NULL;
-	if (n->ring.map_cons)
-		ft_ring_unmap(&n->ring);
-	memset(&n->ring, 0, sizeof(n->ring));
-	if (n->ring_fd >= 0)
-		close(n->ring_fd);
-	n->ring_fd = -1;
-	n->vm_mode = 0;
+	vm_detached(n);
 	n->peer_emitted = 0;
 	n->bw_t = 0;
 	ret = fo_channel(n, err, sizeof(err));
@@ -1081,6 +1082,27 @@ static void fo_backup_take(struct ft_node *n)
 	fo_kick(n, 0);
 }
 
+/*
+ * A ballot that writes epoch e+1 (planned failover, re-protection) answered
+ * that the peer won or that the disk is past e: halt. true if so.
+ */
+static bool arb_halts(struct ft_node *n, int ret, unsigned int winner, const char *during)
+{
+	char why[160];
+
+	if (!ret && winner != n->cfg.node_id) {
+		snprintf(why, sizeof(why), "the peer won the arbitration during %s", during);
+		halt_for(n, FT_EV_ARB_LOST, n->epoch, why);
+		return true;
+	}
+	if (ret == -ESTALE) {
+		snprintf(why, sizeof(why), "fenced by a newer epoch on the disk during %s", during);
+		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb), why);
+		return true;
+	}
+	return false;
+}
+
 /* Backup's disk step answered (ballot for e, then epoch e+1). */
 static void fo_arb_done(struct ft_node *n, int ret, unsigned int winner)
 {
@@ -1105,15 +1127,8 @@ static void fo_arb_done(struct ft_node *n, int ret, unsigned int winner)
 		fo_kick(n, 1000);
 		return;
 	}
-	if (!ret && winner != n->cfg.node_id) {
-		halt_for(n, FT_EV_ARB_LOST, n->epoch, "the peer won the arbitration during the handover");
+	if (arb_halts(n, ret, winner, "the handover"))
 		return;
-	}
-	if (ret == -ESTALE) {
-		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb),
-			 "fenced by a newer epoch on the disk during the handover");
-		return;
-	}
 	if (winner == n->cfg.node_id) {
 		/* decided for this node, epoch e+1 not written yet: must finish, retry */
 		if (!n->fo.retry_logged)
@@ -1490,13 +1505,7 @@ static void vmm_snapshot_ready(void *ctx, int fd, uint64_t len)
 	n->sy.snapshot_sent = false;
 	if (fd >= 0) {
 		/* the VMM detached: the old ring and ft fd are gone; ATTACHED (RECORD) comes next */
-		if (n->ring.map_cons)
-			ft_ring_unmap(&n->ring);
-		memset(&n->ring, 0, sizeof(n->ring));
-		if (n->ring_fd >= 0)
-			close(n->ring_fd);
-		n->ring_fd = -1;
-		n->vm_mode = 0;
+		vm_detached(n);
 	}
 	if (n->sm.role != FT_ROLE_SYNCING || n->sy.step != SY_SNAPSHOT) {
 		/* after an abandoned sync: ATTACHED then GO_LIVE (vmm_attached), or the VM stayed live */
@@ -1569,15 +1578,8 @@ static void sy_arb_done(struct ft_node *n, int ret, unsigned int winner)
 		sy_kick(n, 1000);
 		return;
 	}
-	if (!ret && winner != n->cfg.node_id) {
-		halt_for(n, FT_EV_ARB_LOST, n->epoch, "the peer won the arbitration during re-protection");
+	if (arb_halts(n, ret, winner, "re-protection"))
 		return;
-	}
-	if (ret == -ESTALE) {
-		halt_for(n, FT_EV_STALE_EPOCH, ft_ballot_disk_epoch(n->arb),
-			 "fenced by a newer epoch on the disk during re-protection");
-		return;
-	}
 	/* the disk decides for this node or errs: the epoch must advance, retry */
 	if (!n->sy.retry_logged)
 		ft_log(LOG_ERR, &(struct ft_log_fields){ .epoch = n->epoch, .reason = "sync-advance",
