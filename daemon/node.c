@@ -1433,7 +1433,8 @@ static void sy_resume_live(struct ft_node *n)
 		go_live_finish(n, ft_vmm_emitted(n->vmm));
 		return;
 	}
-	if (n->sy.snapshot_sent)
+	/* SNAPSHOT unanswered, or answered with a memfd (the old ring is gone) but no ATTACHED yet */
+	if (n->sy.snapshot_sent || !n->ring.map_cons)
 		n->sy.late = true;
 	changed(n);
 }
@@ -1445,7 +1446,8 @@ static void sy_refuse(struct ft_node *n, const char *why)
 						     .reason = "sync-refused", .role = "halted" },
 	       "re-protection failed while %s (%llu of %llu bytes received): %s; telling node %u, then "
 	       "halting (this node has no acked state: it never runs the VM)", sy_step_names[n->sy.step],
-	       (unsigned long long)n->sy.rx.got, (unsigned long long)n->sy.total, why,
+	       (unsigned long long)(n->sy.step >= SY_SEED ? n->sy.total : n->sy.rx.got),
+	       (unsigned long long)n->sy.total, why,
 	       3 - n->cfg.node_id);
 	ft_sync_rx_close(&n->sy.rx);
 	if (n->sy.seed_fd >= 0)
