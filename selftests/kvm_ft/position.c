@@ -360,6 +360,7 @@ static void l0_redelivered(const struct guest_irq_state *g, uint64_t n, uint64_t
 {
 	printf("# interrupt %llu: vector %u at %#llx is in no record: a re-delivery by L0 (see irqs_match_log)\n",
 	       (unsigned long long)n, g->vector_log[n], (unsigned long long)g->rip_log[n]);
+	fflush(stdout);		/* the harness ends a passing test with _exit() */
 	(*l0_extra)++;
 }
 
