@@ -557,23 +557,33 @@ int chan_handshake(struct conn *k, const struct ft_frame_hdr *h, const uint8_t *
 
 /* ---- events ---- */
 
-static int dial_done(struct conn *k)
+/*
+ * The dial never reached the peer (refused, unreachable, or no answer
+ * within the handshake timeout): a peer that is down, not a bad frame.
+ * Logged once until a session comes up, then retried quietly with backoff.
+ */
+static int dial_failed(struct conn *k, int err)
 {
 	struct ft_chan *c = k->c;
+
+	if (!c->dial_fail_logged)
+		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = k->peer, .err = err,
+							   .reason = "connect-failed" },
+		       "channel: cannot connect to the peer: %s (retrying with backoff)",
+		       strerror(err));
+	c->dial_fail_logged = true;
+	chan_drop(k);
+	return -1;
+}
+
+static int dial_done(struct conn *k)
+{
 	int err = 0;
 	socklen_t l = sizeof(err);
 
 	getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-	if (err) {
-		if (!c->dial_fail_logged)
-			ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = k->peer, .err = err,
-								   .reason = "connect-failed" },
-			       "channel: cannot connect to the peer: %s (retrying with backoff)",
-			       strerror(err));
-		c->dial_fail_logged = true;
-		chan_drop(k);
-		return -1;
-	}
+	if (err)
+		return dial_failed(k, err);
 	k->dialing = false;
 	ft_nonce_fresh(k->mine.nonce);
 	send_hello(k, FT_F_HELLO);
@@ -672,10 +682,14 @@ static int on_heartbeat(sd_event_source *s, uint64_t usec, void *ud)
 	for (int i = 0; i < MAX_PENDING; i++) {
 		struct conn *k = c->pend[i];
 
-		if (k && now - k->started_us > c->cfg.handshake_timeout_us)
+		if (!k || now - k->started_us <= c->cfg.handshake_timeout_us)
+			continue;
+		if (k->dialing)
+			dial_failed(k, ETIMEDOUT);
+		else
 			chan_reject(k, "handshake-timeout", ETIMEDOUT, 0,
-			       "no authenticated session within %llu ms",
-			       (unsigned long long)c->cfg.handshake_timeout_us / 1000);
+				    "no authenticated session within %llu ms",
+				    (unsigned long long)c->cfg.handshake_timeout_us / 1000);
 	}
 	if (c->up) {
 		c->hb_pending = true;
