@@ -106,6 +106,8 @@ struct ft_sy {
 	bool late;			/* abandoned before the re-attach: go live when it comes */
 	bool resume;			/* the GO_LIVE action resumes an abandoned sync */
 	bool retry_logged;
+	bool tell_refused;		/* returning node: REFUSED goes out at the next tick */
+	uint64_t rx_seen;		/* returning node: rx.got at the last progress */
 	int snap_fd, seed_fd;
 	struct ft_sync_tx tx;
 	struct ft_sync_rx rx;
@@ -1457,8 +1459,12 @@ static void sy_refuse(struct ft_node *n, const char *why)
 	n->sy.step = SY_FAILED;
 	n->sy.deadline_us = ft_now_us() + n->cfg.peer_timeout_us;
 	sy_result(n, false, why);
-	if (n->chan)
-		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_REFUSED });
+	/*
+	 * Not now: this may run inside the channel's frame callback (chan_snap),
+	 * and a heartbeat written from there can fail and free the connection
+	 * the callback's caller still uses.
+	 */
+	n->sy.tell_refused = true;
 	sy_kick(n, 1000);
 }
 
@@ -1553,6 +1559,7 @@ static void sy_reattached(struct ft_node *n)
 	}
 	n->sy.step = SY_SENDING;
 	n->sy.t_send_us = ft_now_us();
+	n->sy.deadline_us = n->sy.t_send_us + n->cfg.sync_timeout_us;
 	ft_log(LOG_INFO, &(struct ft_log_fields){ .epoch = n->epoch },
 	       "re-protection: the VM records a new log (outputs held for the new backup); sending the "
 	       "snapshot%s", n->cfg.sync_rate ? " (paced)" : "");
@@ -1651,6 +1658,9 @@ static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
 
 	(void)s;
 	(void)usec;
+	if (sy->tell_refused && n->chan)
+		ft_chan_set_sync(n->chan, &(struct ft_fo_msg){ .state = FT_SY_REFUSED });
+	sy->tell_refused = false;
 	if (n->chan)
 		ft_chan_get_stats(n->chan, &st);
 	up = n->chan && st.state == FT_CHAN_UP;
@@ -1666,6 +1676,9 @@ static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
 	case SY_SNAPSHOT:
 	case SY_SENDING:
 	case SY_SEEDING:
+		/* Sending: sync_timeout bounds each stretch without progress. */
+		if (sy->step == SY_SENDING && st.snap_sent != sy->sent)
+			sy->deadline_us = now + n->cfg.sync_timeout_us;
 		sy->sent = st.snap_sent;
 		if (sy->peer.state == FT_SY_REFUSED) {
 			sy_abort(n, FT_EV_SYNC_ABORT, "the returning node refused the snapshot (its log says why)");
@@ -1691,9 +1704,10 @@ static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
 			changed(n);
 			return 0;
 		}
-		if (sy->step != SY_SENDING && now >= sy->deadline_us) {
+		if (now >= sy->deadline_us) {
 			snprintf(why, sizeof(why), "%s within the sync timeout (%llu ms)",
 				 sy->step == SY_SNAPSHOT ? "the VMM did not answer SNAPSHOT and re-attach" :
+				 sy->step == SY_SENDING ? "the snapshot transfer made no progress" :
 				 "the returning node did not report its VM seeded",
 				 (unsigned long long)n->cfg.sync_timeout_us / 1000);
 			sy_abort(n, FT_EV_SYNC_ABORT, why);
@@ -1717,6 +1731,15 @@ static int on_sy_tick(sd_event_source *s, uint64_t usec, void *ud)
 		}
 		if (sy->peer.state == FT_SY_ABORTED) {
 			sy_refuse(n, "the live node gave the sync up (its log says why)");
+			return 0;
+		}
+		/* Receiving: sync_timeout bounds each stretch without a chunk. */
+		if (sy->step == SY_RECEIVING && sy->rx.got != sy->rx_seen) {
+			sy->rx_seen = sy->rx.got;
+			sy->deadline_us = now + n->cfg.sync_timeout_us;
+		}
+		if (sy->step == SY_RECEIVING && now >= sy->deadline_us) {
+			sy_refuse(n, "the snapshot transfer made no progress within the sync timeout");
 			return 0;
 		}
 		if (sy->step == SY_SEED && sy->seed_fd >= 0 && ft_vmm_state(n->vmm) == FT_VMM_WAIT_SEED) {
@@ -1779,6 +1802,8 @@ static void chan_snap(void *ctx, uint64_t total, uint64_t off, const uint8_t *da
 		n->sy.step = SY_RECEIVING;
 		n->sy.total = total;
 		n->sy.t0_us = ft_now_us();
+		n->sy.rx_seen = 0;
+		n->sy.deadline_us = n->sy.t0_us + n->cfg.sync_timeout_us;
 		n->sy.attempts++;
 		ft_log(LOG_NOTICE, &(struct ft_log_fields){ .peer = n->cfg.peer_str, .epoch = n->epoch,
 							    .reason = "sync-start" },
