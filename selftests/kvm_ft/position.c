@@ -356,6 +356,20 @@ static bool may_cross_page(uint64_t rip)
 	return (rip & 0xfff) > 0x1000 - 15;
 }
 
+/* Guest interrupt @n (of @logged in its log) is the one INTR record @in says. */
+static bool took(const struct guest_irq_state *g, uint64_t logged, uint64_t n,
+		 const struct kvm_ft_rec_intr *in)
+{
+	return n < logged && g->rip_log[n] == in->rip && g->vector_log[n] == in->vector;
+}
+
+/* Could guest interrupt @n be L0's re-delivery of the last INTR (below)? */
+static bool l0_suspect(const struct guest_irq_state *g, uint64_t logged, uint64_t n,
+		       uint32_t last_vector)
+{
+	return n < logged && g->vector_log[n] == last_vector && may_cross_page(g->rip_log[n]);
+}
+
 static void l0_redelivered(const struct guest_irq_state *g, uint64_t n, uint64_t *l0_extra)
 {
 	printf("# interrupt %llu: vector %u at %#llx is in no record: a re-delivery by L0 (see irqs_match_log)\n",
@@ -393,12 +407,10 @@ static int irqs_match_log(struct kvm_vm *vm, const struct recs *rs, uint64_t *l0
 		if (in->hdr.type != KVM_FT_REC_INTR)
 			continue;
 		nrec++;
-		if (n < logged && (g->rip_log[n] != in->rip || g->vector_log[n] != in->vector) &&
-		    g->vector_log[n] == last_vector && may_cross_page(g->rip_log[n]) &&
-		    n + 1 < logged && g->rip_log[n + 1] == in->rip &&
-		    g->vector_log[n + 1] == in->vector)
+		if (n < logged && !took(g, logged, n, in) && l0_suspect(g, logged, n, last_vector) &&
+		    took(g, logged, n + 1, in))
 			l0_redelivered(g, n++, l0_extra);
-		if (n < logged && (g->rip_log[n] != in->rip || g->vector_log[n] != in->vector)) {
+		if (n < logged && !took(g, logged, n, in)) {
 			printf("# interrupt %llu: guest took vector %u at %#llx, INTR record seq %llu says %u at %#llx\n",
 			       (unsigned long long)n, g->vector_log[n],
 			       (unsigned long long)g->rip_log[n], (unsigned long long)in->hdr.seq,
@@ -409,8 +421,7 @@ static int irqs_match_log(struct kvm_vm *vm, const struct recs *rs, uint64_t *l0
 		last_vector = in->vector;
 		n++;
 	}
-	if (n + 1 == g->count && n < logged && g->vector_log[n] == last_vector &&
-	    may_cross_page(g->rip_log[n]))
+	if (n + 1 == g->count && l0_suspect(g, logged, n, last_vector))
 		l0_redelivered(g, n++, l0_extra);
 	if (n != g->count) {
 		printf("# the guest took %llu interrupts, the log has %llu INTR records; guest's last: vector %u at %#llx\n",
