@@ -248,6 +248,16 @@ obs() {
 	echo "$line"
 }
 
+# obs_trouble REPORT: if the observer's REPORT counts a violation or noise,
+# print the last of them from its log, each with the two lines before it,
+# control bytes shown (a garbled line is evidence; the work directory is
+# gone after the run unless KEEP=1).
+obs_trouble() {
+	[[ $1 == *" violations=0 "* && $1 == *" noise=0"* ]] && return 0
+	grep -a -B2 -E "^[0-9]+ ([AB] noise|VIOLATION) " "$w/observer.log" | tail -n 24 |
+		cat -v | sed 's/^/# observer.log: /'
+}
+
 # obs_get KEY: one key=value of the observer's report.
 obs_get() { obs report | kv "$1"; }
 

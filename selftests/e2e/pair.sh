@@ -90,6 +90,7 @@ outputs_continue() {
 		sleep 0.5
 	done
 	echo "# $r"
+	obs_trouble "$r"
 	if [ "$(kv switches <<< "$r")" = 1 ]; then
 		echo "# figures $tag: outputs: take-over by $h at output $(kv takeover <<< "$r")," \
 			"$(kv takeover_gap_ms <<< "$r") ms after the old primary's last output," \
@@ -164,6 +165,7 @@ planned_failover() {
 		sleep 0.5
 	done
 	echo "# $r"
+	obs_trouble "$r"
 	on A 10 hostctl vmswap | sed 's/^/# figures '"$tag"': A (was primary): /'
 	on B 10 hostctl vmswap | sed 's/^/# figures '"$tag"': B (was backup): /'
 	echo "# figures $tag: outputs: B's first output $(kv takeover <<< "$r")," \

@@ -131,6 +131,7 @@ for h in A B; do
 done
 r=$(obs report)
 echo "# observer: $r"
+obs_trouble "$r"
 [[ $r == *" violations=0 "* ]]
 ok $? "observer: no invariant broken over the run"
 finish
