@@ -32,7 +32,7 @@ static inline void barrier(void)
  */
 static uint64_t dma_seen;
 
-static uint64_t dma_poll(uint64_t h)
+GUEST_CODE static uint64_t dma_poll(uint64_t h)
 {
 	for (;;) {
 		volatile struct ftvm_dma_slot *best = 0;
@@ -68,7 +68,7 @@ static uint64_t dma_poll(uint64_t h)
 	}
 }
 
-void ftvm_guest_main(void *arg)
+GUEST_CODE void ftvm_guest_main(void *arg)
 {
 	uint64_t h = 0x243f6a8885a308d3ULL, n = 0;
 

@@ -9,7 +9,7 @@
 
 struct guest_irq_state guest_irq;
 
-void guest_ucall(uint64_t cmd, uint64_t nargs, ...)
+GUEST_CODE void guest_ucall(uint64_t cmd, uint64_t nargs, ...)
 {
 	struct ucall uc = { .cmd = cmd, .nargs = nargs };
 	va_list ap;
@@ -24,8 +24,8 @@ void guest_ucall(uint64_t cmd, uint64_t nargs, ...)
 			 : : "a"((uint32_t)(uintptr_t)&uc), "Nd"((uint16_t)UCALL_PORT) : "memory");
 }
 
-void guest_assert_fail(const char *file, uint64_t line, const char *expr,
-		       uint64_t a, uint64_t b)
+GUEST_CODE void guest_assert_fail(const char *file, uint64_t line, const char *expr,
+				  uint64_t a, uint64_t b)
 {
 	struct ucall uc = {
 		.cmd = UCALL_ASSERT, .nargs = 2, .args = { a, b },
@@ -39,7 +39,7 @@ void guest_assert_fail(const char *file, uint64_t line, const char *expr,
 }
 
 /* Where a guest function returns to (vm_set_entry pushes its address). */
-void __attribute__((noreturn)) guest_return(void)
+GUEST_CODE void __attribute__((noreturn)) guest_return(void)
 {
 	for (;;) {
 		GUEST_DONE();
@@ -56,7 +56,7 @@ struct idt_frame {
 };
 
 void guest_idt_handler(struct idt_frame *f);
-void guest_idt_handler(struct idt_frame *f)
+GUEST_CODE void guest_idt_handler(struct idt_frame *f)
 {
 	if (f->vector < 32) {
 		/* An exception is a test bug: report it and stop. */
@@ -80,11 +80,13 @@ void guest_idt_handler(struct idt_frame *f)
  * 256 entry stubs, 16 bytes apart (guest_idt_stubs + 16 * vector). Vectors
  * that push no error code push a zero so the frame is uniform. The CPU
  * aligns RSP to 16 before pushing its 5-word frame, so after 2 + 15 pushes
- * RSP is 16-byte aligned again for the call.
+ * RSP is 16-byte aligned again for the call. The stubs fill one page
+ * exactly and the common part is short and 128-byte aligned, so no
+ * instruction here crosses a page (GUEST_CODE in guest.h).
  */
 __asm__(
 	".text\n"
-	".p2align 4\n"
+	".p2align 12\n"
 	".globl guest_idt_stubs\n"
 	"guest_idt_stubs:\n"
 	".set vec, 0\n"
@@ -98,6 +100,7 @@ __asm__(
 	"	jmp guest_idt_common\n"
 	"	.set vec, vec + 1\n"
 	".endr\n"
+	".p2align 7\n"
 	"guest_idt_common:\n"
 	"	push %rax; push %rbx; push %rcx; push %rdx; push %rsi; push %rdi; push %rbp\n"
 	"	push %r8; push %r9; push %r10; push %r11; push %r12; push %r13; push %r14; push %r15\n"
