@@ -156,13 +156,15 @@ bed_ready() {
 	return 1
 }
 
-# bed_kill HOST: kill -9 its QEMU (a fail-stop of the whole host); prints the time in ms.
+# bed_kill HOST: kill -9 its QEMU (a fail-stop of the whole host); prints the
+# time in ms. The observer then drops the line the host was writing, if any.
 bed_kill() {
 	local t
 	t=$(e2e_now)
 	kill -9 "${qpid[$1]}"
 	while kill -0 "${qpid[$1]}" 2>/dev/null; do sleep 0.05; done
 	qpid[$1]=
+	obs cut "$1" > /dev/null
 	echo "$t"
 }
 
@@ -249,12 +251,13 @@ obs() {
 }
 
 # obs_trouble REPORT: if the observer's REPORT counts a violation or noise,
-# print the last of them from its log, each with the two lines before it,
+# print the last of them (and of the dropped unfinished lines) from its log,
+# each with the two lines before it,
 # control bytes shown (a garbled line is evidence; the work directory is
 # gone after the run unless KEEP=1).
 obs_trouble() {
 	[[ $1 == *" violations=0 "* && $1 == *" noise=0"* ]] && return 0
-	grep -a -B2 -E "^[0-9]+ ([AB] noise|VIOLATION) " "$w/observer.log" | tail -n 24 |
+	grep -a -B2 -E "^[0-9]+ ([AB] noise|[AB] cut|VIOLATION) " "$w/observer.log" | tail -n 24 |
 		cat -v | sed 's/^/# observer.log: /'
 }
 

@@ -27,6 +27,11 @@
  *                       printed with the report                     -> ok
  *   reset LABEL         a new guest starts (its numbers begin again): forget
  *                       the stream, start a period                  -> ok
+ *   cut HOST            HOST's QEMU is dead: read what it wrote, then drop
+ *                       its unfinished line (a kill lands mid-line; a
+ *                       client's connection would be reset), counted as
+ *                       cut, not noise, so its next life starts a
+ *                       fresh line                                  -> ok
  *   report              "report label=L key=value ..." (see report())
  *   quit                                                            -> bye
  */
@@ -90,7 +95,7 @@ static struct {
 	char notes[512];
 } per;
 
-static unsigned long violations, noise, dups_total, outputs_total;
+static unsigned long violations, noise, cuts, dups_total, outputs_total;
 
 static int64_t now_ms(void)
 {
@@ -260,14 +265,44 @@ static void report(FILE *o)
 		" top_at_mark=%" PRIu64 " new=%" PRIu64 " first_new=%" PRIu64 " first_new_host=%s"
 		" gap_ms=%" PRId64 " resume_ms=%" PRId64 " takeover=%" PRIu64 " takeover_gap_ms=%" PRId64
 		" takeover_ms=%" PRId64 " max_gap_ms=%" PRId64 " switches=%u dups=%u dups_total=%lu"
-		" violations=%lu noise=%lu%s\n",
+		" violations=%lu noise=%lu cut=%lu%s\n",
 		per.label, outputs_total, top, cur, nm, per.top_at_mark, per.new_outputs,
 		per.first_new, per.first_new ? hosts[per.first_new_host].name : "-",
 		per.first_new && per.top_at_mark ? per.t_first_new - per.t_top_at_mark : -1,
 		per.first_new ? per.t_first_new - per.t_mark : -1, per.takeover,
 		per.switches ? per.takeover_gap_ms : -1, per.switches ? per.takeover_ms : -1, per.max_gap_ms, per.switches, per.dups, dups_total,
-		violations, noise, per.notes);
+		violations, noise, cuts, per.notes);
 	fflush(o);
+}
+
+static bool feed(int fd, char *buf, size_t *have, size_t cap, void (*fn)(char *, void *), void *ctx);
+static void host_line(char *line, void *ctx);
+
+/* HOST's QEMU is dead: what it wrote is all in its FIFO. */
+static void cut(int h)
+{
+	struct host *x = &hosts[h];
+	struct pollfd p = { .fd = x->fd, .events = POLLIN };
+
+	while (poll(&p, 1, 0) > 0 && (p.revents & POLLIN))
+		if (!feed(x->fd, x->buf, &x->have, sizeof(x->buf), host_line, (void *)(intptr_t)h))
+			break;
+	if (!x->have)
+		return;
+	x->buf[x->have] = 0;
+	cuts++;
+	fprintf(logf, "%" PRId64 " %s cut %s\n", now_ms(), x->name, x->buf);
+	fflush(logf);
+	say("%s: unfinished line dropped: %s", x->name, x->buf);
+	x->have = 0;
+}
+
+static int host_index(const char *name)
+{
+	for (int i = 0; i < nhosts; i++)
+		if (!strcmp(hosts[i].name, name))
+			return i;
+	return -1;
 }
 
 static void command(char *line, FILE *reply)
@@ -284,6 +319,9 @@ static void command(char *line, FILE *reply)
 		owner = -1;
 		say("=== new guest: %s", a);
 		mark(a, now_ms());
+		fputs("ok\n", reply);
+	} else if (sscanf(line, "cut %63s", a) == 1 && host_index(a) >= 0) {
+		cut(host_index(a));
 		fputs("ok\n", reply);
 	} else if (sscanf(line, "note %63s %63s", a, b) == 2 && !strchr(a, '=')) {
 		size_t l = strlen(per.notes);

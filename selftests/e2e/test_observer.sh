@@ -4,7 +4,8 @@
 # The observer's invariants on made-up streams (no VM): it accepts a
 # consecutive stream and a duplicate of the tail with the same hash, one
 # change of the emitting host per period; it reports a second change (two
-# live hosts), a gap and a contradicting hash, each exactly once.
+# live hosts), a gap and a contradicting hash, each exactly once; "cut"
+# drops a dead host's unfinished line.
 set -u
 BUILD=${BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
 OBS=$BUILD/e2e/observer
@@ -69,6 +70,22 @@ ok $? "each violation printed once, with its reason"
 	expect "label=guest2 outputs=10 top=2 owner=B owner_at_mark=- top_at_mark=0 new=2 first_new=1 " &&
 	expect " switches=0 dups=0 dups_total=2 violations=3 "
 ok $? "reset: a new guest's stream starts again at 1, no new violation"
+
+# A host killed mid-line: the bed says "cut" once its QEMU is gone, and the
+# unfinished line must not swallow the first line of the host's next life.
+printf 'out 3 %s' "$(h 3 | head -c 9)" >&$b
+sleep 0.3
+[ "$(ask cut B)" = ok ] && echo "out 3 $(h 3)" >&$b &&
+	expect " top=3 owner=B " && expect " violations=3 noise=1 cut=1"
+ok $? "cut: B's unfinished line is dropped (cut=1, not noise) and its next line counts"
+
+printf 'out 4 %s' "$(h 4 | head -c 5)" >&$b
+echo "out 4 $(h 4)" >&$b
+expect " noise=2 cut=1" && expect " top=3 "
+ok $? "without cut the unfinished line garbles the next one (noise, output 4 lost)"
+
+[ "$(ask cut C)" != ok ]
+ok $? "cut of an unknown host is refused"
 
 [ "$(ask quit)" = bye ] && ! wait $pid
 ok $? "quit: exit status non-zero after violations"
